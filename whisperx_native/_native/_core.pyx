@@ -1,0 +1,715 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, embedsignature=True
+"""Native core: owns whisper.cpp objects and runs them with the GIL released.
+
+Ownership model (see also _core.pyi):
+
+* ``Context`` owns one ``whisper_context`` (the weights), created without a state.
+* ``State`` owns one ``whisper_state`` (KV caches + compute buffers) for one running
+  transcription. Several states of one context may run at the same time in different
+  threads; one state is entered by one thread at a time (``BusyError`` otherwise).
+* Native memory is freed exactly once. A context is freed only after every state
+  created from it is freed, so closing a model while another thread transcribes never
+  frees weights under a running computation: the last user frees them.
+
+Everything here is policy-free; whisperx_native.model builds the friendly API on top.
+"""
+
+from libc.stdint cimport int64_t
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset
+from cpython.bytes cimport PyBytes_FromStringAndSize
+
+cimport cython
+cimport whisper as w
+
+import logging
+import re
+import threading
+import weakref
+
+from whisperx_native.errors import (
+    BusyError,
+    Cancelled,
+    ClosedError,
+    InferenceError,
+    ModelError,
+)
+
+cdef extern from "ggml.h" nogil:
+    int64_t ggml_time_us()
+    void ggml_time_init()
+
+# Build facts, set by CMakeLists.txt.
+cdef extern from *:
+    """
+    #ifndef WHISPERX_COMPILER
+    #define WHISPERX_COMPILER "unknown"
+    #endif
+    #ifndef WHISPERX_NATIVE_BUILD
+    #define WHISPERX_NATIVE_BUILD 0
+    #endif
+    #ifndef WHISPERX_AMX_DISABLED
+    #define WHISPERX_AMX_DISABLED 0
+    #endif
+    #ifndef WHISPERX_CUDA
+    #define WHISPERX_CUDA 0
+    #endif
+    #ifndef WHISPERX_METAL
+    #define WHISPERX_METAL 0
+    #endif
+    #ifndef WHISPERX_VULKAN
+    #define WHISPERX_VULKAN 0
+    #endif
+    """
+    const char * WHISPERX_COMPILER
+    int WHISPERX_NATIVE_BUILD
+    int WHISPERX_AMX_DISABLED
+    int WHISPERX_CUDA
+    int WHISPERX_METAL
+    int WHISPERX_VULKAN
+
+# Callback signatures must return C `bool`, not Cython's int-typed bint.
+cdef extern from "<stdbool.h>":
+    ctypedef bint c_bool "bool"
+
+SAMPLE_RATE = w.WHISPER_SAMPLE_RATE
+MAX_DECODERS = 8  # WHISPER_MAX_DECODERS in src/whisper.cpp
+
+ggml_time_init()
+
+# --------------------------------------------------------------------------- logging
+# whisper.cpp and ggml log through one process-wide callback. We route it to the
+# `whisperx_native.native` logger, and, for the thread that is loading a model or
+# creating a state, also into a capture list: that is how native buffer sizes reach us
+# (whisper.cpp has no API for them, it only logs them).
+
+_logger = logging.getLogger("whisperx_native.native")
+_capture = threading.local()
+_PY_LEVELS = {
+    w.GGML_LOG_LEVEL_DEBUG: logging.DEBUG,
+    w.GGML_LOG_LEVEL_INFO: logging.INFO,
+    w.GGML_LOG_LEVEL_WARN: logging.WARNING,
+    w.GGML_LOG_LEVEL_ERROR: logging.ERROR,
+}
+cdef int _last_level = w.GGML_LOG_LEVEL_INFO
+cdef bint _log_alive = False
+
+
+cdef void _log_to_python(w.ggml_log_level level, const char * text, void * user_data) noexcept with gil:
+    global _last_level
+    if not _log_alive:
+        return
+    try:
+        if level == w.GGML_LOG_LEVEL_CONT:
+            level = <w.ggml_log_level>_last_level
+        else:
+            _last_level = level
+        msg = (<bytes>text).decode("utf-8", "replace")
+        lines = getattr(_capture, "lines", None)
+        if lines is not None:
+            lines.append(msg)
+        msg = msg.rstrip("\n")
+        if msg:
+            _logger.log(_PY_LEVELS.get(level, logging.INFO), "%s", msg)
+    except BaseException:
+        pass  # never let a logging problem unwind through C++
+
+
+cdef void _log_silent(w.ggml_log_level level, const char * text, void * user_data) noexcept nogil:
+    pass
+
+
+def _install_log_bridge():
+    global _log_alive
+    _log_alive = True
+    w.whisper_log_set(_log_to_python, NULL)
+
+
+def _shutdown_log_bridge():
+    """Detach from Python logging (atexit: native code may log during teardown)."""
+    global _log_alive
+    _log_alive = False
+    w.whisper_log_set(_log_silent, NULL)
+
+
+_install_log_bridge()
+import atexit as _atexit
+_atexit.register(_shutdown_log_bridge)
+
+
+class _Capture:
+    """Collect native log lines emitted by this thread inside a `with` block."""
+
+    def __enter__(self):
+        self.prev = getattr(_capture, "lines", None)
+        self.lines = []
+        _capture.lines = self.lines
+        return self.lines
+
+    def __exit__(self, *exc):
+        _capture.lines = self.prev
+        return False
+
+
+_MB = re.compile(r"^(?P<fn>\w+): +(?P<what>.+?) *= *(?P<mb>[0-9.]+) MB\s*$")
+
+
+def _parse_sizes(lines):
+    """Turn whisper.cpp's "name = 12.34 MB" log lines into {name: bytes}."""
+    sizes = {}
+    for line in lines:
+        m = _MB.match(line.strip())
+        if m:
+            key = re.sub(r"[^a-z0-9]+", "_", m.group("what").lower()).strip("_")
+            sizes[key] = int(round(float(m.group("mb")) * 1e6))
+    return sizes
+
+
+# --------------------------------------------------------------------------- build info
+def version():
+    """whisper.cpp version string of the linked library."""
+    return (<bytes>w.whisper_version()).decode()
+
+
+def system_info():
+    """ggml's CPU feature report, e.g. 'AVX2 = 1 | FMA = 1 | ...'."""
+    return (<bytes>w.whisper_print_system_info()).decode()
+
+
+def build_info():
+    """How this extension was compiled (reported by `whisperx-native info`)."""
+    return {
+        "whisper_cpp": version(),
+        "compiler": (<bytes>WHISPERX_COMPILER).decode(),
+        "native_cpu": bool(WHISPERX_NATIVE_BUILD),
+        "amx_disabled_for_gcc": bool(WHISPERX_AMX_DISABLED),
+        "cuda": bool(WHISPERX_CUDA),
+        "metal": bool(WHISPERX_METAL),
+        "vulkan": bool(WHISPERX_VULKAN),
+        "system_info": system_info(),
+    }
+
+
+def languages():
+    """{code: english name} of every language whisper knows."""
+    cdef int i
+    return {(<bytes>w.whisper_lang_str(i)).decode(): (<bytes>w.whisper_lang_str_full(i)).decode()
+            for i in range(w.whisper_lang_max_id() + 1)}
+
+
+def lang_id(str code):
+    """whisper's id of a language code, or -1 when unknown."""
+    b = code.encode()
+    return w.whisper_lang_id(b)
+
+
+# --------------------------------------------------------------------------- Context
+cdef class Context:
+    """The loaded weights of one model (a ``whisper_context`` without state)."""
+
+    cdef w.whisper_context * _ctx
+    cdef readonly str path
+    cdef readonly double load_ms
+    cdef readonly dict sizes          # native buffer sizes logged at load, bytes
+    cdef bint _closing                # close() requested
+    cdef int _active                  # states alive (each holds the context)
+    cdef object _lock
+    cdef object __weakref__
+
+    def __cinit__(self):
+        self._ctx = NULL
+        self._closing = False
+        self._active = 0
+        self._lock = threading.Lock()
+        self.sizes = {}
+
+    def __init__(self, path, *, bint use_gpu=True, bint flash_attn=True, int gpu_device=0):
+        """Load a ggml model file. The caller validates the file first (see
+        whisperx_native.models.ggml_file): whisper.cpp trusts its input."""
+        cdef w.whisper_context_params cparams = w.whisper_context_default_params()
+        cdef bytes bpath = str(path).encode()
+        cdef const char * cpath = bpath
+        cdef int64_t t0
+        if self._ctx != NULL:
+            raise RuntimeError("Context.__init__ called twice")
+        cparams.use_gpu = use_gpu
+        cparams.flash_attn = flash_attn
+        cparams.gpu_device = gpu_device
+        self.path = str(path)
+        with _Capture() as lines:
+            with nogil:
+                t0 = ggml_time_us()
+                self._ctx = w.whisper_init_from_file_with_params_no_state(cpath, cparams)
+                t0 = ggml_time_us() - t0
+        if self._ctx == NULL:
+            detail = "; ".join(l.strip() for l in lines if "error" in l.lower() or "failed" in l.lower())
+            raise ModelError(f"whisper.cpp could not load {self.path}" + (f": {detail}" if detail else ""))
+        self.load_ms = t0 / 1000.0
+        self.sizes = _parse_sizes(lines)
+
+    def __dealloc__(self):
+        # Reached only when no State references us any more (each State holds a
+        # strong reference), so the weights are unused.
+        if self._ctx != NULL:
+            w.whisper_free(self._ctx)
+            self._ctx = NULL
+
+    cdef inline w.whisper_context * _alive(self) except NULL:
+        if self._ctx == NULL or self._closing:
+            raise ClosedError("the model is closed")
+        return self._ctx
+
+    # -- lifecycle -----------------------------------------------------------------
+    @property
+    def closed(self):
+        return self._ctx == NULL or self._closing
+
+    def close(self):
+        """Stop accepting new work and free the weights once no state uses them.
+
+        Safe to call more than once and from any thread. States that are
+        running keep the weights alive until they finish and are closed."""
+        with self._lock:
+            self._closing = True
+            if self._active == 0:
+                self._free()
+
+    cdef void _free(self) noexcept:
+        if self._ctx != NULL:
+            w.whisper_free(self._ctx)
+            self._ctx = NULL
+
+    cdef int _attach(self) except -1:
+        with self._lock:
+            self._alive()
+            self._active += 1
+        return 0
+
+    cdef void _detach(self) noexcept:
+        with self._lock:
+            self._active -= 1
+            if self._active == 0 and self._closing:
+                self._free()
+
+    def __enter__(self):
+        self._alive()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    # -- model facts ---------------------------------------------------------------
+    def hparams(self):
+        """Model dimensions as whisper.cpp loaded them."""
+        cdef w.whisper_context * c = self._alive()
+        return {
+            "n_vocab": w.whisper_model_n_vocab(c),
+            "n_audio_ctx": w.whisper_model_n_audio_ctx(c),
+            "n_audio_state": w.whisper_model_n_audio_state(c),
+            "n_audio_head": w.whisper_model_n_audio_head(c),
+            "n_audio_layer": w.whisper_model_n_audio_layer(c),
+            "n_text_ctx": w.whisper_model_n_text_ctx(c),
+            "n_text_state": w.whisper_model_n_text_state(c),
+            "n_text_head": w.whisper_model_n_text_head(c),
+            "n_text_layer": w.whisper_model_n_text_layer(c),
+            "n_mels": w.whisper_model_n_mels(c),
+            "ftype": w.whisper_model_ftype(c),
+        }
+
+    @property
+    def model_type(self):
+        """'tiny', 'base', 'small', 'medium', 'large' (whisper.cpp's naming)."""
+        return (<bytes>w.whisper_model_type_readable(self._alive())).decode()
+
+    @property
+    def multilingual(self):
+        return bool(w.whisper_is_multilingual(self._alive()))
+
+    @property
+    def n_vocab(self):
+        return w.whisper_n_vocab(self._alive())
+
+    def new_state(self):
+        """Allocate a fresh per-transcription state (KV caches, compute buffers)."""
+        return State(self)
+
+    def __repr__(self):
+        status = "closed" if self.closed else self.model_type
+        return f"<whisperx_native._native.Context {status} {self.path!r}>"
+
+
+# --------------------------------------------------------------------------- State
+# Phases for the timing callbacks (measured at whisper.cpp's callback boundaries).
+cdef enum:
+    PHASE_MEL = 0
+    PHASE_ENC = 1
+    PHASE_DEC = 2
+
+cdef struct RunCtl:
+    volatile int abort          # set by cancel() or a failing Python callback
+    int phase
+    int64_t t_phase             # start of the current phase, us
+    int64_t mel_us
+    int64_t enc_us
+    int64_t dec_us
+    int n_encode
+    void * pystate              # borrowed State, used by the with-gil callbacks
+
+
+cdef inline void _phase_to(RunCtl * ctl, int phase) noexcept nogil:
+    cdef int64_t now = ggml_time_us()
+    cdef int64_t dt = now - ctl.t_phase
+    if ctl.phase == PHASE_MEL:
+        ctl.mel_us += dt
+    elif ctl.phase == PHASE_ENC:
+        ctl.enc_us += dt
+    else:
+        ctl.dec_us += dt
+    ctl.phase = phase
+    ctl.t_phase = now
+
+
+cdef c_bool _cb_encoder_begin(w.whisper_context * c, w.whisper_state * s, void * ud) noexcept nogil:
+    cdef RunCtl * ctl = <RunCtl *>ud
+    _phase_to(ctl, PHASE_ENC)
+    ctl.n_encode += 1
+    return ctl.abort == 0
+
+
+cdef void _cb_logits(w.whisper_context * c, w.whisper_state * s, const w.whisper_token_data * tokens,
+                     int n_tokens, float * logits, void * ud) noexcept nogil:
+    # Called once per decoding step (per decoder); only the first call after an
+    # encode marks the phase change, which happens on whisper.cpp's own thread.
+    cdef RunCtl * ctl = <RunCtl *>ud
+    if ctl.phase == PHASE_ENC:
+        _phase_to(ctl, PHASE_DEC)
+
+
+cdef c_bool _cb_abort(void * ud) noexcept nogil:
+    return (<RunCtl *>ud).abort != 0
+
+
+cdef void _cb_progress(w.whisper_context * c, w.whisper_state * s, int progress, void * ud) noexcept with gil:
+    cdef RunCtl * ctl = <RunCtl *>ud
+    (<State>ctl.pystate)._call_user(0, progress)
+
+
+cdef void _cb_new_segment(w.whisper_context * c, w.whisper_state * s, int n_new, void * ud) noexcept with gil:
+    cdef RunCtl * ctl = <RunCtl *>ud
+    (<State>ctl.pystate)._call_user(1, n_new)
+
+
+@cython.no_gc_clear
+cdef class State:
+    """One ``whisper_state``: buffers for one transcription at a time."""
+
+    cdef w.whisper_state * _st
+    cdef Context _owner
+    cdef RunCtl _ctl
+    cdef object _run_lock
+    cdef object _on_progress
+    cdef object _on_segment
+    cdef object _cb_error
+    cdef int _segments_reported
+    cdef int _max_decoders            # most decoders any run may have used (KV size)
+    cdef readonly dict sizes          # native buffer sizes logged at init, bytes
+    cdef object __weakref__
+
+    def __cinit__(self):
+        self._st = NULL
+        self._owner = None
+        memset(&self._ctl, 0, sizeof(RunCtl))
+        self._run_lock = threading.Lock()
+        self._max_decoders = 1
+        self.sizes = {}
+
+    def __init__(self, Context ctx not None):
+        cdef w.whisper_context * c
+        cdef w.whisper_state * st = NULL
+        ctx._attach()
+        try:
+            c = ctx._alive()
+            with _Capture() as lines:
+                with nogil:
+                    st = w.whisper_init_state(c)
+            if st == NULL:
+                raise MemoryError("whisper.cpp could not allocate a state (out of memory?)")
+        except BaseException:
+            ctx._detach()
+            raise
+        self._st = st
+        self._owner = ctx
+        self.sizes = _parse_sizes(lines)
+
+    def __dealloc__(self):
+        if self._st != NULL:
+            w.whisper_free_state(self._st)
+            self._st = NULL
+        if self._owner is not None:
+            self._owner._detach()
+            self._owner = None
+
+    cdef inline int _check(self) except -1:
+        if self._st == NULL:
+            raise ClosedError("the state is closed")
+        self._owner._alive()
+        return 0
+
+    @property
+    def closed(self):
+        return self._st == NULL
+
+    @property
+    def context(self):
+        return self._owner
+
+    def close(self):
+        """Free the state's buffers now. Raises BusyError while it is running."""
+        if not self._run_lock.acquire(False):
+            raise BusyError("cannot close a state while it is transcribing; cancel() it first")
+        try:
+            if self._st != NULL:
+                w.whisper_free_state(self._st)
+                self._st = NULL
+                self._owner._detach()
+                self._owner = None
+        finally:
+            self._run_lock.release()
+
+    def __enter__(self):
+        self._check()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def cancel(self):
+        """Ask the running transcription to stop at its next abort check (thread-safe)."""
+        self._ctl.abort = 1
+
+    def memory(self):
+        """Native bytes held by this state: KV caches and compute buffers.
+
+        The self-attention cache grows when a run uses several decoders (beam
+        search, or best-of sampling on temperature fallback); the figure here is
+        the size after the largest such run so far."""
+        sizes = dict(self.sizes)
+        if self._max_decoders > 1 and "kv_self_size" in sizes:
+            # src/whisper.cpp reallocates kv_self with (n_decoders + 2) x the base size.
+            sizes["kv_self_size"] = sizes["kv_self_size"] * (self._max_decoders + 2)
+        return sizes
+
+    # -- callbacks into Python -----------------------------------------------------
+    cdef void _call_user(self, int kind, int arg) noexcept:
+        # Runs on whisper.cpp's thread with the GIL held. An exception is kept and
+        # re-raised from transcribe(); the run is aborted at the next check.
+        if self._cb_error is not None:
+            return
+        try:
+            if kind == 0:
+                if self._on_progress is not None:
+                    self._on_progress(arg)
+            else:
+                if self._on_segment is not None:
+                    n = w.whisper_full_n_segments_from_state(self._st)
+                    start = self._segments_reported
+                    self._segments_reported = n
+                    for i in range(start, n):
+                        self._on_segment(self._segment(i, False))
+        except BaseException as exc:
+            self._cb_error = exc
+            self._ctl.abort = 1
+
+    # -- results -------------------------------------------------------------------
+    cdef tuple _segment(self, int i, bint with_tokens):
+        cdef w.whisper_state * st = self._st
+        cdef w.whisper_context * c = self._owner._ctx
+        cdef w.whisper_token_data td
+        cdef int j, n
+        cdef const char * txt = w.whisper_full_get_segment_text_from_state(st, i)
+        tokens = None
+        if with_tokens:
+            tokens = []
+            n = w.whisper_full_n_tokens_from_state(st, i)
+            for j in range(n):
+                td = w.whisper_full_get_token_data_from_state(st, i, j)
+                tokens.append((td.id, <bytes>w.whisper_full_get_token_text_from_state(c, st, i, j),
+                               td.p, td.plog, td.t0 * 0.01, td.t1 * 0.01, td.t_dtw * 0.01 if td.t_dtw >= 0 else None))
+        return (
+            w.whisper_full_get_segment_t0_from_state(st, i) * 0.01,
+            w.whisper_full_get_segment_t1_from_state(st, i) * 0.01,
+            (<bytes>txt).decode("utf-8", "replace"),
+            w.whisper_full_get_segment_no_speech_prob_from_state(st, i),
+            bool(w.whisper_full_get_segment_speaker_turn_next_from_state(st, i)),
+            tokens,
+        )
+
+    def detect_language(self, const float[::1] samples, int n_threads=1):
+        """Language probabilities of the first 30 s: {code: p}, best first."""
+        cdef w.whisper_context * c
+        cdef int n_lang = w.whisper_lang_max_id() + 1
+        cdef float * probs
+        cdef int rc = 0, best
+        cdef Py_ssize_t n = samples.shape[0]
+        if n == 0:
+            raise ValueError("no audio")
+        if not self._run_lock.acquire(False):
+            raise BusyError("this state is already transcribing in another thread")
+        try:
+            self._check()
+            c = self._owner._ctx
+            probs = <float *>malloc(n_lang * sizeof(float))
+            if probs == NULL:
+                raise MemoryError()
+            try:
+                with nogil:
+                    rc = w.whisper_pcm_to_mel_with_state(c, self._st, &samples[0], <int>n, n_threads)
+                    if rc == 0:
+                        best = w.whisper_lang_auto_detect_with_state(c, self._st, 0, n_threads, probs)
+                if rc != 0:
+                    raise InferenceError(-2, "whisper_pcm_to_mel")
+                if best < 0:
+                    raise InferenceError(-3, "whisper_lang_auto_detect")
+                out = {(<bytes>w.whisper_lang_str(i)).decode(): probs[i] for i in range(n_lang)}
+            finally:
+                free(probs)
+        finally:
+            self._run_lock.release()
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+    def full(self, const float[::1] samples, object opts, *, object on_progress=None,
+             object on_segment=None, bint token_details=True):
+        """Run ``whisper_full_with_state`` on 16 kHz mono float32 samples.
+
+        ``opts`` is a whisperx_native.options.DecodeOptions-like object (attributes
+        read below). Returns a dict of raw results; the GIL is released for the whole
+        native run. Raises Cancelled, InferenceError, or what a callback raised."""
+        cdef w.whisper_full_params p
+        cdef Py_ssize_t n = samples.shape[0]
+        cdef const float * data = &samples[0] if n > 0 else NULL
+        cdef int rc = 0, i, nseg
+        cdef int64_t t_start, t_end
+        cdef w.whisper_context * c
+
+        if not self._run_lock.acquire(False):
+            raise BusyError("this state is already transcribing in another thread")
+        try:
+            self._check()
+            c = self._owner._ctx
+            keep = []  # bytes objects whose buffers whisper.cpp reads during the run
+            _fill_params(&p, opts, keep)
+            if n > 2147483647:
+                raise ValueError("audio too long for whisper.cpp (int32 sample count)")
+            self._on_progress = on_progress
+            self._on_segment = on_segment
+            self._cb_error = None
+            self._segments_reported = 0
+            memset(&self._ctl, 0, sizeof(RunCtl))
+            self._ctl.pystate = <void *>self
+            p.encoder_begin_callback = _cb_encoder_begin
+            p.encoder_begin_callback_user_data = &self._ctl
+            p.abort_callback = _cb_abort
+            p.abort_callback_user_data = &self._ctl
+            p.logits_filter_callback = _cb_logits
+            p.logits_filter_callback_user_data = &self._ctl
+            if on_progress is not None:
+                p.progress_callback = _cb_progress
+                p.progress_callback_user_data = &self._ctl
+            if on_segment is not None:
+                p.new_segment_callback = _cb_new_segment
+                p.new_segment_callback_user_data = &self._ctl
+            ndec = p.beam_search.beam_size if p.strategy == w.WHISPER_SAMPLING_BEAM_SEARCH else 1
+            if p.temperature_inc > 0 or p.temperature > 0:
+                ndec = max(ndec, p.greedy.best_of)
+            self._max_decoders = max(self._max_decoders, ndec)
+
+            with nogil:
+                t_start = ggml_time_us()
+                self._ctl.t_phase = t_start
+                rc = w.whisper_full_with_state(c, self._st, p, data, <int>n)
+                _phase_to(&self._ctl, PHASE_MEL)
+                t_end = ggml_time_us()
+
+            self._on_progress = None
+            self._on_segment = None
+            if self._cb_error is not None:
+                err, self._cb_error = self._cb_error, None
+                raise err
+            if self._ctl.abort:
+                raise Cancelled("transcription cancelled")
+            if rc != 0:
+                raise InferenceError(rc)
+
+            nseg = w.whisper_full_n_segments_from_state(self._st)
+            segments = [self._segment(i, token_details) for i in range(nseg)]
+            lang = w.whisper_full_lang_id_from_state(self._st)
+            return {
+                "segments": segments,
+                "language": (<bytes>w.whisper_lang_str(lang)).decode() if lang >= 0 else None,
+                "timings": {
+                    "mel_ms": self._ctl.mel_us / 1000.0,
+                    "encode_ms": self._ctl.enc_us / 1000.0,
+                    "decode_ms": self._ctl.dec_us / 1000.0,
+                    "total_ms": (t_end - t_start) / 1000.0,
+                    "n_encode": self._ctl.n_encode,
+                },
+            }
+        finally:
+            self._ctl.abort = 0
+            self._ctl.pystate = NULL
+            self._run_lock.release()
+
+    def __repr__(self):
+        return f"<whisperx_native._native.State {'closed' if self.closed else 'open'}>"
+
+
+cdef int _fill_params(w.whisper_full_params * p, object o, list keep) except -1:
+    """Translate a DecodeOptions-like object into whisper_full_params."""
+    cdef int beam = int(o.beam_size)
+    cdef int best_of = int(o.best_of)
+    if beam < 1 or beam > MAX_DECODERS:
+        raise ValueError(f"beam_size must be 1..{MAX_DECODERS}, got {beam}")
+    if best_of < 1 or best_of > MAX_DECODERS:
+        raise ValueError(f"best_of must be 1..{MAX_DECODERS}, got {best_of}")
+    p[0] = w.whisper_full_default_params(
+        w.WHISPER_SAMPLING_BEAM_SEARCH if beam > 1 else w.WHISPER_SAMPLING_GREEDY)
+    p.n_threads = int(o.n_threads)
+    p.beam_search.beam_size = beam
+    p.greedy.best_of = best_of
+    p.translate = bool(o.translate)
+    p.no_context = bool(o.no_context)
+    p.no_timestamps = not bool(o.timestamps)
+    p.single_segment = bool(o.single_segment)
+    p.token_timestamps = bool(o.token_timestamps)
+    p.max_len = int(o.max_segment_length)
+    p.split_on_word = bool(o.split_on_word)
+    p.max_tokens = int(o.max_tokens)
+    p.audio_ctx = int(o.audio_ctx)
+    p.suppress_blank = bool(o.suppress_blank)
+    p.suppress_nst = bool(o.suppress_non_speech)
+    p.temperature = float(o.temperature)
+    p.temperature_inc = float(o.temperature_increment)
+    p.entropy_thold = float(o.entropy_threshold)
+    p.logprob_thold = float(o.logprob_threshold)
+    p.no_speech_thold = float(o.no_speech_threshold)
+    p.offset_ms = int(o.offset_ms)
+    p.duration_ms = int(o.duration_ms)
+    p.print_progress = False
+    p.print_realtime = False
+    p.print_timestamps = False
+    p.print_special = False
+    if o.language is None:
+        lang = b"auto"
+    else:
+        lang = str(o.language).encode()
+    keep.append(lang)
+    p.language = lang
+    p.detect_language = False
+    if o.initial_prompt:
+        prompt = str(o.initial_prompt).encode()
+        keep.append(prompt)
+        p.initial_prompt = prompt
+        p.carry_initial_prompt = bool(o.carry_initial_prompt)
+    return 0

@@ -1,0 +1,185 @@
+# Declarations of the parts of whisper.h / ggml.h that _core.pyx uses (whisper.cpp 1.8.5).
+# Only the fields we touch are listed; Cython takes the real layout from the headers.
+# Every function is `nogil`: none of them calls back into Python by itself.
+
+from libc.stdint cimport int32_t, int64_t, uint32_t
+
+cdef extern from "ggml.h" nogil:
+    enum ggml_log_level:
+        GGML_LOG_LEVEL_NONE
+        GGML_LOG_LEVEL_DEBUG
+        GGML_LOG_LEVEL_INFO
+        GGML_LOG_LEVEL_WARN
+        GGML_LOG_LEVEL_ERROR
+        GGML_LOG_LEVEL_CONT
+
+    ctypedef void (*ggml_log_callback)(ggml_log_level level, const char * text, void * user_data) noexcept
+    ctypedef bint (*ggml_abort_callback)(void * data) noexcept
+
+    enum ggml_type:
+        GGML_TYPE_F32
+        GGML_TYPE_F16
+        GGML_TYPE_COUNT
+
+    int64_t ggml_blck_size(ggml_type type)
+    size_t  ggml_type_size(ggml_type type)
+    const char * ggml_type_name(ggml_type type)
+    bint    ggml_quantize_requires_imatrix(ggml_type type)
+    size_t  ggml_quantize_chunk(ggml_type type, const float * src, void * dst,
+                                int64_t start, int64_t nrows, int64_t n_per_row,
+                                const float * imatrix)
+    void    ggml_quantize_init(ggml_type type)
+
+
+cdef extern from "whisper.h" nogil:
+    const int WHISPER_SAMPLE_RATE
+
+    ctypedef int32_t whisper_token
+
+    struct whisper_context:
+        pass
+    struct whisper_state:
+        pass
+
+    struct whisper_context_params:
+        bint use_gpu
+        bint flash_attn
+        int  gpu_device
+        bint dtw_token_timestamps
+
+    ctypedef struct whisper_token_data:
+        whisper_token id
+        whisper_token tid
+        float p
+        float plog
+        float pt
+        float ptsum
+        int64_t t0
+        int64_t t1
+        int64_t t_dtw
+        float vlen
+
+    enum whisper_sampling_strategy:
+        WHISPER_SAMPLING_GREEDY
+        WHISPER_SAMPLING_BEAM_SEARCH
+
+    ctypedef void (*whisper_new_segment_callback)(whisper_context * ctx, whisper_state * state, int n_new, void * user_data) noexcept
+    ctypedef void (*whisper_progress_callback)(whisper_context * ctx, whisper_state * state, int progress, void * user_data) noexcept
+    ctypedef bint (*whisper_encoder_begin_callback)(whisper_context * ctx, whisper_state * state, void * user_data) noexcept
+    ctypedef void (*whisper_logits_filter_callback)(whisper_context * ctx, whisper_state * state,
+                                                    const whisper_token_data * tokens, int n_tokens,
+                                                    float * logits, void * user_data) noexcept
+
+    struct _greedy_params:
+        int best_of
+    struct _beam_params:
+        int beam_size
+        float patience
+
+    struct whisper_full_params:
+        whisper_sampling_strategy strategy
+        int n_threads
+        int n_max_text_ctx
+        int offset_ms
+        int duration_ms
+        bint translate
+        bint no_context
+        bint no_timestamps
+        bint single_segment
+        bint print_special
+        bint print_progress
+        bint print_realtime
+        bint print_timestamps
+        bint token_timestamps
+        float thold_pt
+        float thold_ptsum
+        int max_len
+        bint split_on_word
+        int max_tokens
+        bint debug_mode
+        int audio_ctx
+        bint tdrz_enable
+        const char * suppress_regex
+        const char * initial_prompt
+        bint carry_initial_prompt
+        const whisper_token * prompt_tokens
+        int prompt_n_tokens
+        const char * language
+        bint detect_language
+        bint suppress_blank
+        bint suppress_nst
+        float temperature
+        float max_initial_ts
+        float length_penalty
+        float temperature_inc
+        float entropy_thold
+        float logprob_thold
+        float no_speech_thold
+        _greedy_params greedy
+        _beam_params beam_search
+        whisper_new_segment_callback new_segment_callback
+        void * new_segment_callback_user_data
+        whisper_progress_callback progress_callback
+        void * progress_callback_user_data
+        whisper_encoder_begin_callback encoder_begin_callback
+        void * encoder_begin_callback_user_data
+        ggml_abort_callback abort_callback
+        void * abort_callback_user_data
+        whisper_logits_filter_callback logits_filter_callback
+        void * logits_filter_callback_user_data
+        bint vad
+
+    const char * whisper_version()
+    const char * whisper_print_system_info()
+    void whisper_log_set(ggml_log_callback log_callback, void * user_data)
+
+    whisper_context_params whisper_context_default_params()
+    whisper_full_params whisper_full_default_params(whisper_sampling_strategy strategy)
+
+    whisper_context * whisper_init_from_file_with_params_no_state(const char * path_model, whisper_context_params params)
+    whisper_state * whisper_init_state(whisper_context * ctx)
+    void whisper_free(whisper_context * ctx)
+    void whisper_free_state(whisper_state * state)
+
+    int whisper_n_vocab(whisper_context * ctx)
+    int whisper_is_multilingual(whisper_context * ctx)
+    int whisper_model_n_vocab(whisper_context * ctx)
+    int whisper_model_n_audio_ctx(whisper_context * ctx)
+    int whisper_model_n_audio_state(whisper_context * ctx)
+    int whisper_model_n_audio_head(whisper_context * ctx)
+    int whisper_model_n_audio_layer(whisper_context * ctx)
+    int whisper_model_n_text_ctx(whisper_context * ctx)
+    int whisper_model_n_text_state(whisper_context * ctx)
+    int whisper_model_n_text_head(whisper_context * ctx)
+    int whisper_model_n_text_layer(whisper_context * ctx)
+    int whisper_model_n_mels(whisper_context * ctx)
+    int whisper_model_ftype(whisper_context * ctx)
+    int whisper_model_type(whisper_context * ctx)
+    const char * whisper_model_type_readable(whisper_context * ctx)
+
+    int whisper_lang_max_id()
+    int whisper_lang_id(const char * lang)
+    const char * whisper_lang_str(int id)
+    const char * whisper_lang_str_full(int id)
+
+    int whisper_pcm_to_mel_with_state(whisper_context * ctx, whisper_state * state,
+                                      const float * samples, int n_samples, int n_threads)
+    int whisper_lang_auto_detect_with_state(whisper_context * ctx, whisper_state * state,
+                                            int offset_ms, int n_threads, float * lang_probs)
+
+    whisper_token whisper_token_eot(whisper_context * ctx)
+    const char * whisper_token_to_str(whisper_context * ctx, whisper_token token)
+
+    int whisper_full_with_state(whisper_context * ctx, whisper_state * state, whisper_full_params params,
+                                const float * samples, int n_samples)
+    int whisper_full_n_segments_from_state(whisper_state * state)
+    int whisper_full_lang_id_from_state(whisper_state * state)
+    int64_t whisper_full_get_segment_t0_from_state(whisper_state * state, int i_segment)
+    int64_t whisper_full_get_segment_t1_from_state(whisper_state * state, int i_segment)
+    bint whisper_full_get_segment_speaker_turn_next_from_state(whisper_state * state, int i_segment)
+    const char * whisper_full_get_segment_text_from_state(whisper_state * state, int i_segment)
+    float whisper_full_get_segment_no_speech_prob_from_state(whisper_state * state, int i_segment)
+    int whisper_full_n_tokens_from_state(whisper_state * state, int i_segment)
+    const char * whisper_full_get_token_text_from_state(whisper_context * ctx, whisper_state * state,
+                                                        int i_segment, int i_token)
+    whisper_token_data whisper_full_get_token_data_from_state(whisper_state * state, int i_segment, int i_token)
