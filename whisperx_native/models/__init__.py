@@ -1,0 +1,1 @@
+"""Whisper model files: the ggml file layout (:mod:`.ggml_file`)."""
