@@ -1,0 +1,119 @@
+"""GIL release and parallel states of one model."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+import whisperx_native as wn
+from whisperx_native import _native
+from _util import JFK_TEXT, normalize
+
+
+def _count_for(seconds: float, stop: threading.Event | None = None) -> float:
+    """Pure-Python loop iterations per second (needs the GIL for every step)."""
+    n = 0
+    t_end = time.perf_counter() + seconds
+    while time.perf_counter() < t_end and not (stop and stop.is_set()):
+        n += 1
+    return n / seconds
+
+
+def test_gil_is_released_during_transcription(tiny_en_ggml, long_samples):
+    # One inference thread on a 2-core machine leaves a core for the counting thread.
+    with wn.Model(tiny_en_ggml, n_threads=1) as m:
+        idle_rate = _count_for(1.0)
+        done = threading.Event()
+        window = {}
+
+        def work():
+            window["t0"] = time.perf_counter()
+            m.transcribe(long_samples, preset="fast")
+            window["t1"] = time.perf_counter()
+            done.set()
+
+        t = threading.Thread(target=work)
+        t.start()
+        time.sleep(0.3)  # let the native run start
+        n, t0 = 0, time.perf_counter()
+        while not done.is_set():
+            n += 1
+        t1 = time.perf_counter()
+        t.join()
+        busy_rate = n / (t1 - t0)
+    assert t1 - t0 > 1.0, "transcription too short to measure"
+    ratio = busy_rate / idle_rate
+    print(f"python thread ran at {ratio:.0%} of its idle rate during transcription")
+    assert ratio >= 0.8
+
+
+def test_two_states_of_one_model_run_at_the_same_time(tiny_en_ggml, jfk_samples):
+    ctx = _native.Context(str(tiny_en_ggml))
+    opts = wn.DecodeOptions(n_threads=1, beam_size=1, language="en", temperature_increment=0.0)
+    states = [ctx.new_state(), ctx.new_state()]
+    spans, texts = {}, {}
+    barrier = threading.Barrier(2)
+
+    def work(i):
+        barrier.wait()
+        t0 = time.perf_counter()
+        raw = states[i].full(jfk_samples, opts)
+        spans[i] = (t0, time.perf_counter())
+        texts[i] = "".join(s[2] for s in raw["segments"])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(2):
+        assert normalize(texts[i]) == normalize(JFK_TEXT)
+    overlap = min(spans[0][1], spans[1][1]) - max(spans[0][0], spans[1][0])
+    shortest = min(spans[0][1] - spans[0][0], spans[1][1] - spans[1][0])
+    assert overlap > 0.5 * shortest, "the two runs did not overlap: something serialised them"
+    for s in states:
+        s.close()
+    ctx.close()
+
+
+def test_one_state_is_never_entered_twice(tiny_en_ggml, long_samples):
+    ctx = _native.Context(str(tiny_en_ggml))
+    st = ctx.new_state()
+    opts = wn.DecodeOptions(n_threads=1, beam_size=1, language="en", temperature_increment=0.0)
+    started = threading.Event()
+    outcome = []
+
+    def work():
+        try:
+            st.full(long_samples, opts, on_progress=lambda p: started.set())
+        except wn.Cancelled as exc:
+            outcome.append(exc)
+
+    t = threading.Thread(target=work)
+    t.start()
+    assert started.wait(60)
+    with pytest.raises(wn.BusyError):
+        st.full(long_samples, opts)
+    with pytest.raises(wn.BusyError):
+        st.close()
+    st.cancel()
+    t.join()
+    assert outcome and isinstance(outcome[0], wn.Cancelled)
+    st.close()
+    ctx.close()
+
+
+def test_model_threads_share_one_model(tiny, jfk_samples):
+    results = [None] * 4
+
+    def work(i):
+        results[i] = tiny.transcribe(jfk_samples, preset="fast", n_threads=1).text
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(normalize(r) == normalize(JFK_TEXT) for r in results)

@@ -1,0 +1,49 @@
+"""The native memory report agrees with what the process really holds."""
+
+from __future__ import annotations
+
+import json
+
+from _util import JFK_WAV, run_python
+
+
+def test_memory_report_matches_rss_growth(tiny_en_ggml):
+    # A fresh interpreter, so nothing else moves RSS between the readings.
+    code = f"""
+    import json, psutil
+    import whisperx_native as wn
+    from whisperx_native import _native
+    samples = wn.read_wav({str(JFK_WAV)!r})
+    opts = wn.DecodeOptions(n_threads=2, beam_size=1, language="en", temperature_increment=0.0)
+    proc = psutil.Process()
+    rss0 = proc.memory_info().rss
+    ctx = _native.Context({str(tiny_en_ggml)!r})
+    rss_load = proc.memory_info().rss
+    st = ctx.new_state()
+    st.full(samples, opts)
+    rss_run = proc.memory_info().rss
+    weights = sum(v for k, v in ctx.sizes.items() if k.endswith("total_size"))
+    state = sum(st.memory().values())
+    print(json.dumps(dict(weights=weights, state=state, state_parts=st.memory(),
+                          load_growth=rss_load - rss0, total_growth=rss_run - rss0)))
+    """
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads(proc.stdout.strip().splitlines()[-1])
+    reported = m["weights"] + m["state"]
+    print(f"weights {m['weights'] / 1e6:.1f} MB vs load RSS growth {m['load_growth'] / 1e6:.1f} MB; "
+          f"weights+state {reported / 1e6:.1f} MB vs RSS growth {m['total_growth'] / 1e6:.1f} MB "
+          f"(ratio {m['total_growth'] / reported:.3f}); state parts {m['state_parts']}")
+    assert m["weights"] > 50e6 and m["state"] > 1e6
+    # Loading reads every weight: resident memory grows by what whisper.cpp reports.
+    assert abs(m["load_growth"] - m["weights"]) <= 0.2 * m["weights"]
+    # State buffers are reserved at their worst-case size and the OS maps pages as a run
+    # touches them, so the report is an upper bound on what a run adds.
+    assert m["total_growth"] <= 1.2 * reported
+    assert m["total_growth"] - m["load_growth"] > 0.2 * m["state"]
+
+
+def test_model_memory_lists_states(tiny):
+    mem = tiny.memory()
+    assert mem["weights"] > 50e6
+    assert mem["total"] >= mem["weights"] + sum(sum(s.values()) for s in mem["states"])

@@ -1,0 +1,126 @@
+"""Real inference on real weights: transcripts, segments, languages, presets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import whisperx_native as wn
+from _util import JFK_TEXT, JFK_WAV, normalize
+
+
+def test_jfk_tiny_en_greedy(tiny):
+    result = tiny.transcribe(JFK_WAV, preset="fast", audio_ctx=0)
+    assert normalize(result.text) == normalize(JFK_TEXT)
+    assert result.language == "en"
+
+
+def test_jfk_tiny_en_default_accurate(tiny):
+    result = tiny.transcribe(str(JFK_WAV))
+    assert normalize(result.text) == normalize(JFK_TEXT)
+
+
+def test_fast_preset_trims_audio_context_and_stays_right(tiny, jfk_samples):
+    result = tiny.transcribe(jfk_samples, preset="fast")
+    assert normalize(result.text) == normalize(JFK_TEXT)
+
+
+def test_segments_ordered_and_inside_the_audio(tiny, jfk_samples):
+    result = tiny.transcribe(jfk_samples, token_timestamps=True, max_segment_length=40, split_on_word=True)
+    duration = jfk_samples.size / wn.SAMPLE_RATE
+    assert len(result.segments) >= 2
+    prev_end = 0.0
+    for seg in result.segments:
+        assert 0.0 <= seg.start <= seg.end <= duration + 0.5, seg
+        assert seg.start >= prev_end - 0.01, (prev_end, seg)
+        prev_end = seg.end
+        assert seg.text.strip()
+        assert 0.0 <= seg.no_speech_prob <= 1.0
+        assert seg.tokens and all(0.0 <= t.p <= 1.0 for t in seg.tokens)
+        assert all(t.start <= t.end for t in seg.tokens)
+    assert normalize(result.text) == normalize(JFK_TEXT)
+
+
+def test_result_serializes(tiny, jfk_samples):
+    import json
+
+    result = tiny.transcribe(jfk_samples, preset="fast")
+    d = json.loads(result.to_json())
+    assert normalize(d["text"]) == normalize(JFK_TEXT)
+    assert d["segments"][0]["start"] == result.segments[0].start
+
+
+def test_timings_reported(tiny, jfk_samples):
+    t = tiny.transcribe(jfk_samples, preset="fast").timings
+    assert t["audio_seconds"] == pytest.approx(11.0, abs=0.1)
+    for key in ("load_ms", "mel_ms", "encode_ms", "decode_ms", "total_ms"):
+        assert t[key] > 0, key
+    assert t["n_encode"] >= 1
+    assert t["encode_ms"] + t["decode_ms"] <= t["total_ms"] + 1
+    assert t["real_time_factor"] == pytest.approx(t["total_ms"] / 1000 / t["audio_seconds"])
+
+
+@pytest.mark.parametrize("convert", [
+    lambda a: (np.clip(a, -1, 1) * 32767).astype(np.int16),
+    lambda a: a.astype(np.float64),
+    lambda a: np.repeat(a, 2)[::2],          # non-contiguous float32 view
+], ids=["int16", "float64", "strided"])
+def test_array_conversions_give_the_same_text(tiny, jfk_samples, convert):
+    result = tiny.transcribe(convert(jfk_samples), preset="fast")
+    assert normalize(result.text) == normalize(JFK_TEXT)
+
+
+def test_contiguous_float32_is_not_copied(jfk_samples):
+    assert wn.as_samples(jfk_samples) is jfk_samples
+
+
+def test_too_short_input_is_an_empty_result(tiny, caplog):
+    result = tiny.transcribe(np.zeros(800, dtype=np.float32))
+    assert result.segments == [] and result.text == ""
+    assert "shorter than" in caplog.text
+
+
+def test_english_only_model_rejects_other_languages(tiny, jfk_samples):
+    with pytest.raises(ValueError, match="English-only"):
+        tiny.transcribe(jfk_samples, language="de")
+    with pytest.raises(ValueError, match="English-only"):
+        tiny.transcribe(jfk_samples, translate=True)
+
+
+def test_unknown_options_and_presets_are_errors(tiny, jfk_samples):
+    with pytest.raises(TypeError, match="beamsize"):
+        tiny.transcribe(jfk_samples, beamsize=3)
+    with pytest.raises(ValueError, match="preset"):
+        tiny.transcribe(jfk_samples, preset="turbo")
+    with pytest.raises(ValueError, match="beam_size"):
+        tiny.transcribe(jfk_samples, beam_size=9)
+    with pytest.raises(ValueError, match="language"):
+        tiny.transcribe(jfk_samples, language="xx")
+
+
+def test_initial_prompt_steers_spelling(tiny, jfk_samples):
+    result = tiny.transcribe(jfk_samples, preset="fast", initial_prompt="And so, my fellow Americans:")
+    assert "american" in result.text.lower()
+
+
+def test_model_facts(tiny):
+    hp = tiny.hparams()
+    assert hp["n_audio_layer"] == 4 and hp["n_text_layer"] == 4 and hp["n_vocab"] == 51864
+    assert tiny.model_type == "tiny"
+    assert tiny.multilingual is False
+
+
+def test_base_detects_english_with_probabilities(base, jfk_samples):
+    result = base.transcribe(jfk_samples, preset="fast", audio_ctx=0)
+    assert result.language == "en"
+    assert next(iter(result.language_probs)) == "en"
+    assert result.language_probs["en"] > 0.5
+    assert sum(result.language_probs.values()) <= 1.0 + 1e-3
+    assert normalize(result.text) == normalize(JFK_TEXT)
+    assert base.multilingual is True
+
+
+def test_base_translate_and_forced_language_run(base, jfk_samples):
+    result = base.transcribe(jfk_samples, preset="fast", language="en", translate=True)
+    assert "country" in result.text.lower()
+    assert result.language_probs is None
