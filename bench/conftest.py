@@ -69,12 +69,17 @@ def whisper_cli():
 
 _TOTAL = re.compile(r"total time =\s+([0-9.]+) ms")
 _LOAD = re.compile(r"load time =\s+([0-9.]+) ms")
+_STAMP = re.compile(r"^\[[0-9:.]+ --> [0-9:.]+\]")
+
+
+def cli_command(exe, model, wav, threads, extra=()):
+    """whisper-cli with timestamps on (as ours), English, no progress prints."""
+    return [str(exe), "-m", str(model), "-f", str(wav), "-t", str(threads), "-l", "en", "-np", *extra]
 
 
 def run_cli(exe, model, wav, threads, extra=()):
     """Run whisper-cli once: (transcript, process wall s, cpu s, inference ms = total - load)."""
-    cmd = [str(exe), "-m", str(model), "-f", str(wav), "-t", str(threads), "-l", "en", "-nt", "-np",
-           *extra]
+    cmd = cli_command(exe, model, wav, threads, extra)
     t0 = time.perf_counter()
     r0 = os.times()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -84,7 +89,8 @@ def run_cli(exe, model, wav, threads, extra=()):
     err = proc.stderr
     total, load = _TOTAL.search(err), _LOAD.search(err)
     infer_ms = float(total.group(1)) - float(load.group(1)) if total and load else float("nan")
-    return proc.stdout, wall, cpu, infer_ms
+    text = " ".join(_STAMP.sub("", line).strip() for line in proc.stdout.splitlines())
+    return text, wall, cpu, infer_ms
 
 
 def wer(reference: str, hypothesis: str) -> float:

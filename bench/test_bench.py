@@ -17,12 +17,13 @@ import time
 
 import pytest
 
-from conftest import ROWS, THREADS, run_cli, wer
+from conftest import ROWS, THREADS, cli_command, run_cli, wer
 
 import whisperx_native as wn
 
 ROUNDS = {"short": 10, "jfk": 10, "long": 3}
 OPTS = dict(preset="fast", audio_ctx=0, language="en")  # greedy, no fallback, full encoder context
+CLI_GREEDY = ("-bs", "1", "-bo", "1", "-nf")  # the same settings for whisper-cli
 _ours: dict = {}
 _cli: dict = {}
 
@@ -63,13 +64,12 @@ def test_whisper_cli(benchmark, whisper_cli, tiny_en_path, audio, workload):
     runs = []
 
     def run():
-        runs.append(run_cli(whisper_cli, tiny_en_path, wav, THREADS, extra=("-bs", "1", "-bo", "1", "-nf")))
+        runs.append(run_cli(whisper_cli, tiny_en_path, wav, THREADS, CLI_GREEDY))
 
     benchmark.pedantic(run, rounds=ROUNDS[workload], iterations=1, warmup_rounds=1)
     text = runs[-1][0]
     infer_s = statistics.median(r[3] for r in runs) / 1000
-    cmd = [str(whisper_cli), "-m", str(tiny_en_path), "-f", str(wav), "-t", str(THREADS), "-l", "en",
-           "-nt", "-np", "-bs", "1", "-bo", "1", "-nf"]
+    cmd = cli_command(whisper_cli, tiny_en_path, wav, THREADS, CLI_GREEDY)
     row = dict(workload=workload, runner="whisper-cli (process)", wall_s=benchmark.stats.stats.median,
                cpu_s=statistics.median(r[2] for r in runs), rss_mb=_peak_rss_mb(cmd), wer=wer(ref, text))
     _cli[workload] = dict(row, infer_s=infer_s)
