@@ -13,6 +13,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -30,7 +31,7 @@ _cli: dict = {}
 
 def _peak_rss_mb(cmd) -> float:
     """Peak RSS of one child process (wait4 gives that child's own rusage)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tempfile.gettempdir())
     _, status, usage = os.wait4(proc.pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, cmd
     return usage.ru_maxrss / 1024.0
@@ -91,7 +92,7 @@ def test_import_time(benchmark):
     """``python -c "import whisperx_native"`` against a bare interpreter start."""
     def once(code):
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True)
+        subprocess.run([sys.executable, "-c", code], check=True, cwd=tempfile.gettempdir())
         return time.perf_counter() - t0
 
     base = statistics.median(once("pass") for _ in range(15))

@@ -71,3 +71,11 @@ def test_a_known_name_is_converted_from_its_installed_package_once(tmp_path, tin
     assert resolve_model_path("tiny.en", cache=tmp_path) == path
     assert path.stat().st_mtime_ns == mtime
     assert [p.name for p in tmp_path.iterdir()] == ["ggml-tiny.en.bin"]  # no temporaries left
+
+
+def test_a_damaged_cached_model_is_installed_again(tmp_path, tiny_en_ct2_dir):
+    path = resolve_model_path("tiny.en", cache=tmp_path)
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2])  # e.g. a disk that filled up under another tool
+    assert resolve_model_path("tiny.en", cache=tmp_path) == path
+    assert path.read_bytes() == good

@@ -3,6 +3,17 @@
 Import through whisperx_native; this package only re-exports the extension.
 """
 
+try:
+    from . import _core  # noqa: F401
+except ModuleNotFoundError as exc:  # pragma: no cover - depends on how it was run
+    if exc.name != f"{__name__}._core":
+        raise
+    raise ImportError(
+        "whisperx_native's compiled extension is missing: this looks like the source checkout, "
+        "not the installed package. Install it (pip install .) and run from another directory, "
+        "or use an editable install (pip install -e .)."
+    ) from None
+
 from ._core import (  # noqa: F401
     SAMPLE_RATE,
     MAX_DECODERS,

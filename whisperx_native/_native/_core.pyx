@@ -23,6 +23,7 @@ cimport cython
 cimport whisper as w
 
 import logging
+import os
 import re
 import threading
 import weakref
@@ -227,7 +228,7 @@ cdef class Context:
         """Load a ggml model file. The caller validates the file first (see
         whisperx_native.models.ggml_file): whisper.cpp trusts its input."""
         cdef w.whisper_context_params cparams = w.whisper_context_default_params()
-        cdef bytes bpath = str(path).encode()
+        cdef bytes bpath = os.fsencode(path)
         cdef const char * cpath = bpath
         cdef int64_t t0
         if self._ctx != NULL:
@@ -235,7 +236,7 @@ cdef class Context:
         cparams.use_gpu = use_gpu
         cparams.flash_attn = flash_attn
         cparams.gpu_device = gpu_device
-        self.path = str(path)
+        self.path = os.fsdecode(bpath)
         with _Capture() as lines:
             with nogil:
                 t0 = ggml_time_us()

@@ -9,6 +9,7 @@ Downloads over HTTP come with the full model store.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import shutil
 import tempfile
@@ -16,6 +17,9 @@ from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 from ..errors import ModelError
+from .ggml_file import validate
+
+log = logging.getLogger("whisperx_native.models")
 
 __all__ = ["cache_dir", "resolve_model_path", "convert_packaged", "packaged_ct2_files", "CT2_PACKAGES",
            "DEFAULT_MODEL"]
@@ -58,13 +62,17 @@ def resolve_model_path(model: "str | os.PathLike", cache: "Path | None" = None) 
     name = str(model)
     target = (cache or cache_dir()) / f"ggml-{name}.bin"
     if target.exists():
-        return target
+        try:
+            validate(target)
+            return target
+        except ModelError as exc:  # damaged since it was installed: install it again
+            log.warning("cached %s is invalid (%s); installing it again", target, exc)
     if name not in CT2_PACKAGES:
         raise ModelError(f"unknown model {name!r}: give a path to a ggml file, or one of "
                          f"{', '.join(sorted(CT2_PACKAGES))}")
     tried = []
     try:
-        return convert_packaged(name, target)
+        return convert_packaged(name, target, overwrite=True)
     except ModelError as exc:
         tried.append(f"installed CTranslate2 package: {exc}")
     raise ModelError(f"could not install model {name!r}; tried:\n  " + "\n  ".join(tried))
