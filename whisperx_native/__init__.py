@@ -2,7 +2,7 @@
 
     import whisperx_native as wn
     with wn.Model("base") as model:            # a name, or a path to a ggml file
-        result = model.transcribe("speech.wav")
+        result = model.transcribe("speech.mp3")
     print(result.text)
 
 Importing the package is cheap: numpy and the native extension load on first use
@@ -20,6 +20,7 @@ from .errors import (
     Cancelled,
     ClosedError,
     InferenceError,
+    MemoryBudgetError,
     ModelError,
     WhisperError,
 )
@@ -31,19 +32,26 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 # name → module that defines it, imported on first access (PEP 562).
 _LAZY = {
     "Model": ".model",
+    "Transcription": ".model",
     "Result": ".result",
     "Segment": ".result",
     "Token": ".result",
+    "Word": ".result",
+    "WhisperManager": ".manager",
+    "StreamingTranscriber": ".realtime",
+    "RingBuffer": ".realtime",
+    "CancelToken": ".cancel",
     "DecodeOptions": ".options",
     "PRESETS": ".options",
     "convert_ct2": ".convert",
     "as_samples": ".audio",
+    "load_audio": ".audio",
     "read_wav": ".audio",
     "SAMPLE_RATE": ".audio",
 }
 
 __all__ = sorted(list(_LAZY) + [
-    "AudioError", "BusyError", "Cancelled", "ClosedError", "InferenceError", "ModelError",
+    "AudioError", "BusyError", "Cancelled", "ClosedError", "InferenceError", "MemoryBudgetError", "ModelError",
     "WhisperError", "build_info", "__version__",
 ])
 

@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 import time
 from typing import Callable, Dict, List, Optional
 
 from . import _native
 from .audio import SAMPLE_RATE, AudioLike, as_samples
+from .cancel import CancelToken
 from .errors import ClosedError
 from .models import ggml_file
 from .models.store import resolve_model_path
 from .options import cpu_count, default_threads, resolve_options
-from .result import Result, Segment, Token
+from .result import Result, Segment, Token, Word
 
-__all__ = ["Model"]
+__all__ = ["Model", "Transcription"]
 
 log = logging.getLogger("whisperx_native")
 
@@ -67,6 +69,7 @@ class Model:
 
     @property
     def closed(self) -> bool:
+        """True after ``close()``."""
         return self._closed
 
     def __enter__(self) -> "Model":
@@ -82,13 +85,16 @@ class Model:
     # ------------------------------------------------------------------ facts
     @property
     def multilingual(self) -> bool:
+        """True for multilingual models; False for English-only ones (``*.en``)."""
         return self._ctx.multilingual
 
     @property
     def model_type(self) -> str:
+        """The size class: ``"tiny"``, ``"base"``, ``"small"``, ``"medium"``, ``"large"``."""
         return self._ctx.model_type
 
     def hparams(self) -> Dict[str, int]:
+        """The model's hyperparameters as whisper.cpp reads them (``n_vocab``, ``n_audio_layer`` ...)."""
         return self._ctx.hparams()
 
     def memory(self) -> Dict[str, object]:
@@ -139,17 +145,42 @@ class Model:
     def transcribe(self, audio: AudioLike, *, preset: Optional[str] = None, sample_rate: int = SAMPLE_RATE,
                    progress_callback: Optional[Callable[[int], None]] = None,
                    segment_callback: Optional[Callable[[Segment], None]] = None,
-                   **options) -> Result:
-        """Transcribe ``audio`` (a WAV path or a 1-D numpy array at 16 kHz).
+                   cancel_token: Optional[CancelToken] = None, **options) -> Result:
+        """Transcribe ``audio``: a path to an audio file (any format ``load_audio``
+        reads) or a 1-D numpy array at 16 kHz.
 
         ``preset`` is ``"accurate"`` (default: beam search 5, temperature fallback) or
         ``"fast"`` (greedy, no fallback, trimmed encoder context on short audio);
         keyword ``options`` override single fields of whisperx_native.DecodeOptions
         (``language``, ``beam_size``, ``initial_prompt``, ``token_timestamps`` ...).
+        ``token_timestamps=True`` also fills each segment's ``words``.
         ``progress_callback(percent)`` and ``segment_callback(segment)`` are called
         from the transcribing thread; an exception raised in one stops the run and
-        is re-raised here.
+        is re-raised here. ``cancel_token.cancel()`` (from any thread) stops this call
+        with ``Cancelled``; ``Model.cancel()`` stops every running call.
         """
+        return self._run(audio, preset, sample_rate, progress_callback, segment_callback, options,
+                         on_state=cancel_token.bind if cancel_token is not None else None)
+
+    def transcribe_iter(self, audio: AudioLike, *, preset: Optional[str] = None, sample_rate: int = SAMPLE_RATE,
+                        progress_callback: Optional[Callable[[int], None]] = None,
+                        **options) -> "Transcription":
+        """Start transcribing ``audio`` in a background thread; iterate the segments
+        as whisper.cpp emits them (in the spirit of faster-whisper's ``transcribe``).
+
+            with model.transcribe_iter("long.mp3") as segments:
+                for seg in segments:
+                    print(seg.start, seg.text)
+            print(segments.result.language)     # the full Result, tokens and words included
+
+        Arguments are those of :meth:`transcribe`. Segments yielded early carry no
+        tokens or words; ``.result`` (after the loop) has them. Errors of the run are
+        raised from the loop. Leaving the ``with`` block or calling ``close()`` early
+        cancels the run."""
+        return Transcription(self, audio, preset, sample_rate, progress_callback, options)
+
+    def _run(self, audio, preset, sample_rate, progress_callback, segment_callback, options,
+             on_state: Optional[Callable[["_native.State"], None]] = None) -> Result:
         t0 = time.perf_counter()
         if self._closed:
             raise ClosedError("the model is closed")
@@ -171,6 +202,8 @@ class Model:
 
         st = self._acquire()
         try:
+            if on_state is not None:
+                on_state(st)  # from here until the state goes back to the pool, the caller may cancel it
             probs = None
             detect_ms = 0.0
             if opts.language is None:
@@ -183,6 +216,8 @@ class Model:
                     opts = opts.replace(language="en")
             raw = st.full(samples, opts, on_progress=progress_callback, on_segment=on_segment)
         finally:
+            if on_state is not None:
+                on_state(None)
             self._release(st)
 
         total_ms = (time.perf_counter() - t0) * 1000
@@ -201,8 +236,11 @@ class Model:
         }
         if probs is not None:
             probs = {k: float(v) for k, v in probs.items() if v >= 1e-4}
-        return Result([_segment(s) for s in raw["segments"]], raw["language"] or opts.language,
-                      probs, timings, self.name)
+        language = raw["language"] or opts.language
+        words = None
+        if opts.token_timestamps:
+            words = _WordBuilder(_EOT + self.multilingual, language in _NO_SPACE_LANGUAGES)
+        return Result([_segment(s, words) for s in raw["segments"]], language, probs, timings, self.name)
 
     def _check_language(self, opts):
         lang = opts.language
@@ -232,8 +270,127 @@ def _clamp_threads(n: Optional[int]) -> int:
     return n
 
 
-def _segment(raw) -> Segment:
+#: whisper.cpp's end-of-text id (src/whisper.cpp: 50256, one more in multilingual
+#: vocabularies); every id from it on is a special token ([_BEG_], [_TT_n], ...).
+_EOT = 50256
+
+#: Languages written without spaces between words: each token is a word of its own.
+_NO_SPACE_LANGUAGES = frozenset({"zh", "yue", "ja", "th", "lo", "my", "bo"})
+
+
+def _segment(raw, word_builder: "Optional[_WordBuilder]" = None) -> Segment:
     t0, t1, text, nsp, turn, toks = raw
     tokens = [] if not toks else [
-        Token(tid, tb.decode("utf-8", "replace"), p, plog, a, b) for (tid, tb, p, plog, a, b, _dtw) in toks]
-    return Segment(t0, t1, text, nsp, turn, tokens)
+        Token(tid, tb.decode("utf-8", "replace"), p, plog, round(a, 3), round(b, 3))
+        for (tid, tb, p, plog, a, b, _dtw) in toks]
+    return Segment(round(t0, 3), round(t1, 3), text, nsp, turn, tokens,
+                   word_builder.build(toks) if word_builder is not None and toks else [])
+
+
+class _WordBuilder:
+    """Words from one segment's raw tokens.
+
+    A token whose text starts with a space starts a new word; others (word pieces,
+    punctuation) extend the current one. Bytes are joined before decoding, so a
+    character split over two tokens comes out whole."""
+
+    def __init__(self, eot: int, per_token: bool) -> None:
+        self.eot = eot
+        self.per_token = per_token
+
+    def build(self, toks) -> List[Word]:
+        words: List[Word] = []
+        parts: list = []  # raw tokens of the word being built
+        for tok in toks:
+            tid, tb = tok[0], tok[1]
+            if tid >= self.eot:
+                continue
+            if parts and (tb.startswith(b" ") or (self.per_token and _complete_utf8(parts))):
+                self._flush(parts, words)
+                parts = []
+            parts.append(tok)
+        self._flush(parts, words)
+        return words
+
+    @staticmethod
+    def _flush(parts: list, words: List[Word]) -> None:
+        text = b"".join(t[1] for t in parts).decode("utf-8", "replace").strip()
+        if text:
+            probability = sum(t[2] for t in parts) / len(parts)
+            words.append(Word(round(parts[0][4], 3), round(parts[-1][5], 3), text, probability))
+
+
+def _complete_utf8(parts: list) -> bool:
+    try:
+        b"".join(t[1] for t in parts).decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+class Transcription:
+    """The iterator ``Model.transcribe_iter`` returns: segments as they are decoded.
+
+    Iterate it for ``Segment`` objects (text and times); after the last one,
+    ``result`` holds the complete ``Result``. ``close()`` (or leaving a ``with``
+    block) cancels a run still going and waits for it to stop."""
+
+    def __init__(self, model: Model, audio, preset, sample_rate, progress_callback, options) -> None:
+        self.result: Optional[Result] = None
+        self._finished = False
+        # The worker holds only the control and the queue, never self: an abandoned
+        # Transcription is collected, and its __del__ cancels the run.
+        self._control = ctl = CancelToken()
+        self._queue = q = queue.Queue()
+
+        def progress(percent: int) -> None:
+            ctl.check()
+            if progress_callback is not None:
+                progress_callback(percent)
+
+        def segment(seg: Segment) -> None:
+            ctl.check()
+            q.put(seg)
+
+        def work() -> None:
+            try:
+                outcome = model._run(audio, preset, sample_rate, progress, segment, options, on_state=ctl.bind)
+            except BaseException as exc:  # handed to the consumer, raised from the loop
+                outcome = exc
+            q.put(("end", outcome))
+
+        self._thread = threading.Thread(target=work, name="whisperx_native-transcribe")
+        self._thread.start()
+
+    def __iter__(self) -> "Transcription":
+        return self
+
+    def __next__(self) -> Segment:
+        if self._finished:
+            raise StopIteration
+        item = self._queue.get()
+        if isinstance(item, Segment):
+            return item
+        self._finished = True
+        self._thread.join()
+        outcome = item[1]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        self.result = outcome
+        raise StopIteration
+
+    def close(self) -> None:
+        """Cancel the run if it is still going and wait until it has stopped."""
+        if not self._finished:
+            self._finished = True
+            self._control.cancel()
+            self._thread.join()
+
+    def __enter__(self) -> "Transcription":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self._control.cancel()

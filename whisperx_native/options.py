@@ -55,7 +55,10 @@ class DecodeOptions:
     no_speech_threshold: float = 0.6
     initial_prompt: Optional[str] = None
     carry_initial_prompt: bool = False
-    no_context: bool = False
+    # True (whisper.cpp's default): each call starts without the text of the state's previous
+    # call as prompt; inside one call, earlier windows still condition later ones. False would
+    # let a pooled state carry one call's transcript into the next.
+    no_context: bool = True
     timestamps: bool = True
     token_timestamps: bool = False
     single_segment: bool = False

@@ -7,12 +7,17 @@ import json
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-__all__ = ["Token", "Segment", "Result"]
+__all__ = ["Token", "Word", "Segment", "Result"]
 
 
 @dataclass(frozen=True)
 class Token:
-    """One decoded token. Times are seconds from the start of the audio."""
+    """One decoded token. Times are seconds from the start of the audio.
+
+    ``p`` is the token's probability, ``logprob`` its log-probability. ``start`` and
+    ``end`` are whisper.cpp's token timestamps: real only when the run asked for
+    ``token_timestamps=True`` (otherwise -0.01). Special tokens (id ≥ the model's
+    end-of-text id) have text like ``[_BEG_]`` or ``[_TT_123]``."""
 
     id: int
     text: str
@@ -23,8 +28,25 @@ class Token:
 
 
 @dataclass(frozen=True)
+class Word:
+    """A word with its time span (seconds) and probability (the mean of its tokens').
+
+    Present when the run asked for ``token_timestamps=True`` (the CLI's
+    ``--word-timestamps``). ``text`` has no surrounding white space; punctuation
+    stays attached to the word before it."""
+
+    start: float
+    end: float
+    text: str
+    probability: float
+
+
+@dataclass(frozen=True)
 class Segment:
-    """A stretch of transcript with its time span (seconds)."""
+    """A stretch of transcript with its time span (seconds).
+
+    ``tokens`` and ``words`` are empty for segments delivered while the run is still
+    going (``segment_callback``, ``Model.transcribe_iter``)."""
 
     start: float
     end: float
@@ -32,14 +54,21 @@ class Segment:
     no_speech_prob: float = 0.0
     speaker_turn_next: bool = False
     tokens: List[Token] = field(default_factory=list)
+    words: List[Word] = field(default_factory=list)
 
     def to_dict(self) -> dict:
+        """All fields as plain dicts, lists and numbers."""
         return dataclasses.asdict(self)
 
 
 @dataclass
 class Result:
-    """What ``Model.transcribe`` returns."""
+    """What ``Model.transcribe`` returns.
+
+    ``language`` is the code used (detected when the call asked for ``"auto"``);
+    ``language_probs`` holds the detection's probabilities, best first (None when
+    the language was given). ``timings`` are seconds of audio and milliseconds of
+    work (see the README); ``model`` is the name or path the model was loaded by."""
 
     segments: List[Segment]
     language: Optional[str]
@@ -52,10 +81,20 @@ class Result:
         """The whole transcript, segments joined, outer white space removed."""
         return "".join(s.text for s in self.segments).strip()
 
+    @property
+    def language_probability(self) -> Optional[float]:
+        """The detected language's probability, or None when the language was given."""
+        if not self.language_probs:
+            return None
+        return self.language_probs.get(self.language)
+
     def to_dict(self) -> dict:
+        """Fields, plus ``text`` and ``language_probability``, as plain JSON-ready values."""
         d = dataclasses.asdict(self)
         d["text"] = self.text
+        d["language_probability"] = self.language_probability
         return d
 
     def to_json(self, **kw) -> str:
+        """``to_dict()`` as JSON text (UTF-8 kept as is); ``kw`` goes to ``json.dumps``."""
         return json.dumps(self.to_dict(), ensure_ascii=False, **kw)
