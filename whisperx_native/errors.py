@@ -16,6 +16,7 @@ __all__ = [
     "InferenceError",
     "ClosedError",
     "BusyError",
+    "MemoryBudgetError",
 ]
 
 
@@ -66,3 +67,7 @@ class InferenceError(WhisperError, RuntimeError):
         self.code = int(code)
         self.reason = self.REASONS.get(self.code, "unknown error")
         super().__init__(f"{where} failed with code {self.code}: {self.reason}")
+
+
+class MemoryBudgetError(WhisperError, MemoryError):
+    """A model (and its per-call buffers) would not fit the configured memory budget."""

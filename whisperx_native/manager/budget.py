@@ -1,0 +1,76 @@
+"""Will a model fit the memory budget, and if not, which one does?
+
+The figures are the model store's (``models.registry.estimate_memory``): weights
+exactly, plus per concurrent call the state whisper.cpp allocates (KV caches and
+compute buffers, with the self-attention cache grown for beam search). Registry
+names are estimated without installing anything; paths from their header.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, List, Tuple
+
+from ..errors import MemoryBudgetError, ModelError
+from ..models import registry
+from ..models.ggml_file import validate
+from ..models.store import _looks_like_path
+
+MB = 1_000_000
+#: Default peak budget for native memory (weights + states), bytes.
+DEFAULT_BUDGET = 700 * MB
+#: Default decoding is beam search of 5: budget for it.
+BUDGET_BEAM_SIZE = 5
+#: Tried in this order when a model is over budget (registry names only).
+QUANTIZED_STEPS = ("q8_0", "q5_1", "q5_0", "q4_0")
+
+
+def need_of(name: str, n_states: int, beam_size: int = BUDGET_BEAM_SIZE) -> int:
+    """Estimated native bytes of ``name`` (registry name or ggml path) with ``n_states`` calls."""
+    if _looks_like_path(name):
+        info = validate(name)
+        return registry.estimate_memory(info.hparams, beam_size, n_states=n_states,
+                                        weight_bytes=info.weight_bytes).total
+    return registry.estimate_memory(name, beam_size, n_states=n_states).total
+
+
+def candidates(name: str, chain: Iterable[str]) -> List[str]:
+    """``name``, its quantized variants the registry knows, then the models after it in ``chain``."""
+    out = [name]
+    if not _looks_like_path(name):
+        try:
+            arch, quant = registry.parse_name(name)
+        except ModelError:
+            arch, quant = None, None
+        if arch is not None and quant is None:
+            for q in QUANTIZED_STEPS:
+                try:
+                    out.append(registry.get(f"{arch}-{q}").name)
+                except ModelError:
+                    pass
+    chain = list(chain)
+    if name in chain:
+        out += chain[chain.index(name) + 1:]
+    return out
+
+
+def fitting(name: str, budget: "int | None", n_states: int, chain: Iterable[str]) -> List[Tuple[str, "int | None"]]:
+    """Models to try for ``name`` under ``budget``, best first, with their estimated need.
+    ``chain`` empty: only ``name`` itself. Raises MemoryBudgetError when none fits."""
+    if budget is None:
+        return [(name, None)]
+    chain = list(chain)
+    out, tried = [], []
+    for cand in candidates(name, chain) if chain else [name]:
+        try:
+            need = need_of(cand, n_states)
+        except ModelError as exc:
+            tried.append(f"{cand}: {exc}")
+            continue
+        if need <= budget:
+            out.append((cand, need))
+        else:
+            tried.append(f"{cand}: needs ~{need / MB:.0f} MB")
+    if not out:
+        raise MemoryBudgetError(f"no model fits the {budget / MB:.0f} MB budget with {n_states} concurrent "
+                                "call(s): " + "; ".join(tried))
+    return out

@@ -1,0 +1,431 @@
+"""WhisperManager: the pure-Python layer a desktop app or a server talks to.
+
+It decides *when* native memory exists: nothing is allocated before the first call
+(or ``preload()``), the model is freed after ``idle_timeout`` seconds without a call,
+switching loads the new model while running calls finish on the old one, and under
+CPU pressure from other programs it steps down a chain of smaller models.
+
+Locking: one condition variable guards which model is served and how many calls use
+it. Native work (loading, transcribing, freeing) always happens outside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, List, Optional, Sequence
+
+from ..cancel import CancelToken
+from ..errors import ClosedError, ModelError
+from ..model import Model
+from ..options import cpu_count
+from ..result import Result
+from .budget import DEFAULT_BUDGET, fitting
+from .cpu import CpuMonitor, Sampler
+from .events import Emitter, Event
+from .memory import process_rss, release_free_heap
+from .metrics import Metrics
+
+__all__ = ["WhisperManager", "DOWNGRADE_CHAINS"]
+
+#: Step-down order under CPU pressure (a model not listed has no smaller step unless a
+#: chain is given).
+DOWNGRADE_CHAINS: List[List[str]] = [
+    ["medium.en", "small.en", "base.en", "tiny.en"],
+    ["large-v3", "large-v3-turbo", "medium", "small", "base", "tiny"],
+]
+
+
+class _Served:
+    """One loaded model and the number of calls currently using it."""
+
+    __slots__ = ("name", "model", "active", "load_ms")
+
+    def __init__(self, name: str, model: Model, load_ms: float) -> None:
+        self.name, self.model, self.active, self.load_ms = name, model, 0, load_ms
+
+
+class WhisperManager:
+    """Thread-safe, lazily loading, self-unloading front end to one Whisper model.
+
+    ``transcribe(audio, **options)`` takes what ``Model.transcribe`` takes and returns
+    the same ``Result``. Events (``loaded``, ``unloaded``, ``switched``, ``downgraded``,
+    ``upgraded``, ``over_budget`` ...) go to ``on_event`` and to the
+    ``whisperx_native.manager`` logger.
+    """
+
+    def __init__(self, model: str = "small.en", *, idle_timeout: Optional[float] = 30.0, preload: bool = False,
+                 n_threads: Optional[int] = None, memory_budget: Optional[int] = DEFAULT_BUDGET,
+                 allow_smaller: bool = True, cpu_threshold: float = 0.80, cpu_window: float = 10.0,
+                 cpu_interval: float = 0.5, auto_downgrade: bool = True,
+                 downgrade_chain: Optional[Sequence[str]] = None, upgrade_after: Optional[float] = None,
+                 max_concurrent: int = 2, on_event: Optional[Callable[[Event], None]] = None,
+                 cpu_sampler: Optional[Sampler] = None, history: int = 1000) -> None:
+        if max_concurrent < 1:
+            raise ValueError("max_concurrent must be >= 1")
+        self.requested = str(model)
+        self.idle_timeout = idle_timeout
+        self.n_threads = n_threads
+        self.memory_budget = memory_budget
+        self.allow_smaller = allow_smaller
+        self.max_concurrent = max_concurrent
+        self.metrics = Metrics(history)
+        self._emit = Emitter(on_event)
+        self._target = self.requested
+        self._chain = list(downgrade_chain) if downgrade_chain else _chain_for(self.requested)
+        self._cond = threading.Condition()
+        self._served: Optional[_Served] = None
+        self._loading: Optional[Future] = None
+        self._retired: List[_Served] = []
+        self._idle_timer: Optional[threading.Timer] = None
+        self._slots = threading.BoundedSemaphore(max_concurrent)
+        self._executor: Optional[ThreadPoolExecutor] = None
+        self._closed = False
+        self._switching = False
+        self._monitor: Optional[CpuMonitor] = None
+        if auto_downgrade:
+            self._monitor = CpuMonitor(self._on_pressure, sampler=cpu_sampler, threshold=cpu_threshold,
+                                       window=cpu_window, interval=cpu_interval,
+                                       on_calm=self._on_calm if upgrade_after else None,
+                                       calm_after=upgrade_after).start()
+        if preload:
+            self.preload()
+
+    # ------------------------------------------------------------------ state
+    @property
+    def model_name(self) -> str:
+        """The model new calls go to (loaded or not)."""
+        return self._target
+
+    @property
+    def loaded(self) -> bool:
+        return self._served is not None
+
+    def status(self) -> dict:
+        with self._cond:
+            served = self._served
+            return {
+                "model": self._target,
+                "loaded": served is not None,
+                "active_calls": served.active if served else 0,
+                "loading": self._loading is not None,
+                "retired_draining": len(self._retired),
+                "native_bytes": served.model.memory()["total"] if served else 0,
+                "rss_bytes": process_rss(),
+                "cpu_external_load": self._monitor.average if self._monitor else None,
+            }
+
+    # ------------------------------------------------------------------ loading
+    def preload(self) -> Future:
+        """Start loading in a background thread; returns at once (a Future of the name).
+        A transcription arriving meanwhile waits for this load; it does not start another."""
+        with self._cond:
+            self._check_open()
+            if self._served is not None:
+                fut: Future = Future()
+                fut.set_result(self._served.name)
+                return fut
+            if self._loading is not None:
+                return self._loading
+            fut = self._loading = Future()
+            name = self._target
+        threading.Thread(target=self._load_into_service, args=(name, fut), name="whisperx-preload",
+                         daemon=True).start()
+        return fut
+
+    def _load_into_service(self, name: str, fut: Future) -> None:
+        try:
+            served = self._load(name)
+        except BaseException as exc:
+            with self._cond:
+                self._loading = None
+                self._cond.notify_all()
+            self._emit("load_failed", name, error=str(exc))
+            fut.set_exception(exc)
+            return
+        with self._cond:
+            self._served = served
+            self._loading = None
+            self._target = served.name
+            self._schedule_idle_unload()
+            self._cond.notify_all()
+        fut.set_result(served.name)
+
+    def _load(self, name: str) -> _Served:
+        """Load ``name``, or the best model that fits the budget instead; no lock held."""
+        options = fitting(name, self.memory_budget, self.max_concurrent, self._chain if self.allow_smaller else [])
+        errors = []
+        for chosen, need in options:
+            t0 = time.perf_counter()
+            try:
+                model = Model(chosen, n_threads=self.n_threads, max_idle_states=self.max_concurrent)
+            except ModelError as exc:  # e.g. a smaller variant that cannot be installed here
+                if len(options) == 1:
+                    raise
+                errors.append(f"{chosen}: {exc}")
+                continue
+            load_ms = (time.perf_counter() - t0) * 1000
+            if chosen != name:
+                self._emit("over_budget", name, budget=self.memory_budget, chosen=chosen, estimated_need=need)
+            self._emit("loaded", chosen, load_ms=round(load_ms, 1), native_bytes=model.memory()["total"],
+                       rss_bytes=process_rss())
+            return _Served(chosen, model, load_ms)
+        raise ModelError(f"could not load {name!r} nor a model within the budget: " + "; ".join(errors))
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError("the manager is closed")
+
+    # ------------------------------------------------------------------ calls
+    def _acquire(self):
+        """The served model with one more active call; loads it if needed (once)."""
+        waited_ms = 0.0
+        while True:
+            with self._cond:
+                self._check_open()
+                self._cancel_idle_unload()
+                if self._served is not None:
+                    self._served.active += 1
+                    return self._served, waited_ms
+                fut = self._loading
+                if fut is None:
+                    fut = self._loading = Future()
+                    name = self._target
+                    mine = True
+                else:
+                    mine = False
+            t0 = time.perf_counter()
+            if mine:
+                self._load_into_service(name, fut)
+            fut.result()  # raises the load error for every waiting caller
+            waited_ms += (time.perf_counter() - t0) * 1000
+
+    def _release(self, served: _Served) -> None:
+        to_close = None
+        with self._cond:
+            served.active -= 1
+            if served is not self._served:
+                if served.active == 0 and served in self._retired:
+                    self._retired.remove(served)
+                    to_close = served
+            elif served.active == 0:
+                self._schedule_idle_unload()
+        if to_close is not None:
+            self._free(to_close, "switched_out")
+
+    def transcribe(self, audio, *, cancel_token: Optional[CancelToken] = None, **options) -> Result:
+        """Transcribe on the served model (loading it first if needed). Thread-safe;
+        up to ``max_concurrent`` calls run in parallel, more wait for a slot."""
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        with self._slots:
+            served, waited_ms = self._acquire()
+            try:
+                result = served.model.transcribe(audio, cancel_token=cancel_token, **options)
+                native = served.model.memory()["total"]
+            finally:
+                self._release(served)
+        wall = time.perf_counter() - t0
+        t = result.timings
+        tokens = sum(len(s.tokens) for s in result.segments)
+        self.metrics.record({
+            "model": served.name, "audio_seconds": t.get("audio_seconds", 0.0), "wall_s": wall,
+            "real_time_factor": wall / t["audio_seconds"] if t.get("audio_seconds") else 0.0,
+            "load_ms": waited_ms, "mel_ms": t.get("mel_ms", 0.0), "encode_ms": t.get("encode_ms", 0.0),
+            "decode_ms": t.get("decode_ms", 0.0), "tokens": tokens,
+            "threads": served.model.n_threads,
+            "cpu_percent": 100.0 * (time.process_time() - c0) / wall / cpu_count() if wall > 0 else 0.0,
+            "peak_native_bytes": native, "time": time.time(),
+        })
+        return result
+
+    async def atranscribe(self, audio, **options) -> Result:
+        """``transcribe`` for event loops: runs on a worker thread, never blocks the loop.
+        Cancelling the awaiting task cancels the native run; the state goes back to the pool."""
+        loop = asyncio.get_running_loop()
+        token = CancelToken()
+        fut = loop.run_in_executor(self._get_executor(),
+                                   functools.partial(self.transcribe, audio, cancel_token=token, **options))
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            token.cancel()
+            try:  # let the worker finish unwinding, so the state is back before we return
+                await asyncio.wait_for(asyncio.shield(fut), timeout=60)
+            except BaseException:
+                pass
+            raise
+
+    def _get_executor(self) -> ThreadPoolExecutor:
+        with self._cond:
+            self._check_open()
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=self.max_concurrent,
+                                                    thread_name_prefix="whisperx-call")
+            return self._executor
+
+    # ------------------------------------------------------------------ idle unload
+    def _schedule_idle_unload(self) -> None:
+        # caller holds self._cond
+        self._cancel_idle_unload()
+        if self.idle_timeout is None or self._closed:
+            return
+        timer = threading.Timer(self.idle_timeout, self._idle_expired)
+        timer.daemon = True
+        self._idle_timer = timer
+        timer.start()
+
+    def _cancel_idle_unload(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    def _idle_expired(self) -> None:
+        with self._cond:
+            if self._idle_timer is None or threading.current_thread() is not self._idle_timer:
+                return  # rescheduled or cancelled meanwhile
+            self._idle_timer = None
+            served = self._served
+            if served is None or served.active > 0:
+                return
+            self._served = None
+        self._free(served, "idle")
+
+    def unload(self) -> bool:
+        """Free the served model now if no call uses it; returns whether it did."""
+        with self._cond:
+            served = self._served
+            if served is None or served.active > 0:
+                return False
+            self._cancel_idle_unload()
+            self._served = None
+        self._free(served, "requested")
+        return True
+
+    def _free(self, served: _Served, reason: str) -> None:
+        served.model.close()
+        release_free_heap()
+        self._emit("unloaded", served.name, reason=reason, rss_bytes=process_rss())
+
+    # ------------------------------------------------------------------ switching
+    def switch_model(self, name: str, *, background: bool = False) -> Future:
+        """Serve ``name`` from now on. Calls already running finish on the old model, which
+        is freed when its last call ends. A model that fails to load leaves the old one in
+        service and raises (or, in the background, sets the Future's exception)."""
+        self._check_open()
+        fut: Future = Future()
+
+        def work():
+            try:
+                new = self._load(str(name))
+            except BaseException as exc:
+                self._emit("switch_failed", str(name), error=str(exc), kept=self._target)
+                fut.set_exception(exc)
+                return
+            old_name = self._target
+            to_close = None
+            with self._cond:
+                if self._closed:
+                    to_close, new = new, None
+                else:
+                    old = self._served
+                    self._served, self._target = new, new.name
+                    if old is not None:
+                        if old.active == 0:
+                            to_close = old
+                        else:
+                            self._retired.append(old)
+                    self._schedule_idle_unload()
+                    self._cond.notify_all()
+            if to_close is not None:
+                self._free(to_close, "switched_out")
+            if new is None:
+                fut.set_exception(ClosedError("the manager closed during the switch"))
+                return
+            self._emit("switched", new.name, previous=old_name, load_ms=round(new.load_ms, 1))
+            fut.set_result(new.name)
+
+        if background:
+            threading.Thread(target=work, name="whisperx-switch", daemon=True).start()
+        else:
+            work()
+            fut.result()
+        return fut
+
+    # ------------------------------------------------------------------ CPU pressure
+    def _step(self, direction: int) -> Optional[str]:
+        """The next model down (+1) or up (-1) the chain; never above the requested one."""
+        chain, current = self._chain, self._target
+        if current not in chain:
+            return None
+        i = chain.index(current) + direction
+        if direction < 0 and self.requested in chain and i < chain.index(self.requested):
+            return None
+        return chain[i] if 0 <= i < len(chain) else None
+
+    def _on_pressure(self, load: float) -> None:
+        nxt = self._step(+1)
+        if nxt is None or self._closed:
+            return
+        self._change_for_cpu(nxt, "downgraded", load)
+
+    def _on_calm(self, load: float) -> None:
+        nxt = self._step(-1)
+        if nxt is None or self._closed:
+            return
+        self._change_for_cpu(nxt, "upgraded", load)
+
+    def _change_for_cpu(self, name: str, kind: str, load: float) -> None:
+        previous = self._target
+        with self._cond:
+            if self._switching:
+                return  # one step at a time: the monitor asks again after a full window
+            loaded = self._served is not None or self._loading is not None
+            if not loaded:
+                self._target = name  # nothing to swap: the next load takes the new model
+            self._switching = loaded
+        self._emit(kind, name, previous=previous, external_cpu_load=round(load, 3))
+        if loaded:
+            self.switch_model(name, background=True).add_done_callback(self._switch_done)
+
+    def _switch_done(self, _fut: Future) -> None:
+        with self._cond:
+            self._switching = False
+
+    # ------------------------------------------------------------------ shutdown
+    def close(self) -> None:
+        """Stop the monitor and timers and free every model (running calls finish first)."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._cancel_idle_unload()
+            served, self._served = self._served, None
+            retired, self._retired = self._retired, []
+            executor, self._executor = self._executor, None
+        if self._monitor is not None:
+            self._monitor.stop()
+        if executor is not None:
+            executor.shutdown(wait=True)
+        for s in ([served] if served else []) + retired:
+            self._free(s, "closed")
+
+    def __enter__(self) -> "WhisperManager":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<WhisperManager {self._target!r} loaded={self.loaded}>"
+
+
+def _chain_for(name: str) -> List[str]:
+    for chain in DOWNGRADE_CHAINS:
+        if name in chain:
+            return chain
+    return [name]
+
