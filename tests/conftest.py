@@ -29,6 +29,11 @@ from whisperx_native.models.store import convert_packaged, packaged_ct2_files
 
 pytest_plugins = ["_native_fixtures"]
 
+# The suite never reaches the internet: model names install from the packaged
+# CTranslate2 weights, and the download tests pass offline=False with a base URL
+# on their own 127.0.0.1 server. Subprocesses inherit this.
+os.environ["WHISPERX_NATIVE_OFFLINE"] = "1"
+
 REPO = Path(__file__).resolve().parent.parent
 _STALE_AFTER_S = 7 * 24 * 3600
 

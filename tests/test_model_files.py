@@ -70,7 +70,9 @@ def test_a_known_name_is_converted_from_its_installed_package_once(tmp_path, tin
     mtime = path.stat().st_mtime_ns
     assert resolve_model_path("tiny.en", cache=tmp_path) == path
     assert path.stat().st_mtime_ns == mtime
-    assert [p.name for p in tmp_path.iterdir()] == ["ggml-tiny.en.bin"]  # no temporaries left
+    # no temporaries left; hidden beside it: the install lock and the provenance record
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ggml-tiny.en.bin.json", ".ggml-tiny.en.bin.lock",
+                                                          "ggml-tiny.en.bin"]
 
 
 def test_a_damaged_cached_model_is_installed_again(tmp_path, tiny_en_ct2_dir):

@@ -1,1 +1,10 @@
-"""Whisper model files: the ggml file layout (:mod:`.ggml_file`)."""
+"""Whisper model files and the model store.
+
+* :mod:`.ggml_file`: the ggml file layout and its validation;
+* :mod:`.registry`: the models known by name (hparams, checksums, memory needs);
+* :mod:`.store`: name → valid file in the cache (cache, download, conversion, quantization);
+* :mod:`.download`: resumable, verified HTTP(S) downloads;
+* :mod:`.quantize`: quantization with ggml's kernels;
+* :mod:`.synthetic`: random-weight models of real dimensions, for tests only;
+* :mod:`.cli`: the ``whisperx-native models`` subcommands.
+"""

@@ -470,7 +470,8 @@ class GGMLWriter:
         self._header_done = True
 
     def write_tensor(self, name: str, data: np.ndarray) -> None:
-        """Write one tensor; ``data`` has the numpy shape and float dtype of its spec."""
+        """Write one tensor; ``data`` has the numpy shape and float dtype of its spec,
+        or, for a quantized tensor, is the flat uint8 array of its encoded blocks."""
         if not self._header_done:
             raise RuntimeError("write_header() must come first")
         spec = self._specs.get(name)
@@ -478,13 +479,18 @@ class GGMLWriter:
             raise ModelError(f"tensor {name!r} is not part of a whisper.cpp model")
         if name in self._written:
             raise ModelError(f"tensor {name!r} written twice")
-        dtype = _NUMPY_DTYPES.get(spec.type.id)
-        if dtype is None:
-            raise NotImplementedError(f"writing {spec.type.name} tensors is not supported")
-        if data.dtype != dtype:
-            raise ModelError(f"tensor {name!r} has dtype {data.dtype}, expected {dtype} ({spec.type.name})")
-        if tuple(data.shape) != spec.shape:
-            raise ModelError(f"tensor {name!r} has shape {tuple(data.shape)}, expected {spec.shape}")
+        if spec.type.is_quantized:
+            if data.dtype != np.uint8 or data.ndim != 1 or data.size != spec.nbytes:
+                raise ModelError(f"tensor {name!r} ({spec.type.name}) needs {spec.nbytes} uint8 bytes, "
+                                 f"got {data.dtype} of shape {data.shape}")
+        else:
+            dtype = _NUMPY_DTYPES.get(spec.type.id)
+            if dtype is None:
+                raise NotImplementedError(f"writing {spec.type.name} tensors is not supported")
+            if data.dtype != dtype:
+                raise ModelError(f"tensor {name!r} has dtype {data.dtype}, expected {dtype} ({spec.type.name})")
+            if tuple(data.shape) != spec.shape:
+                raise ModelError(f"tensor {name!r} has shape {tuple(data.shape)}, expected {spec.shape}")
         encoded = name.encode("ascii")
         head = struct.pack(f"<3i{len(spec.ne)}i", len(spec.ne), len(encoded), spec.type.id, *spec.ne)
         self._f.write(head + encoded)
@@ -648,6 +654,7 @@ def _parse_vocab(r: _FileReader, offset: int, n_tokens: int, collect: bool) -> t
     unpack = _U32.unpack_from
     buf, pos, base = b"", 0, offset  # buf[0] is at file offset `base`
     refill_at = 4 + MAX_TOKEN_BYTES
+    has_space = False
     for i in range(n_tokens):
         if len(buf) - pos < refill_at and base + len(buf) < r.size:
             base += pos
@@ -661,8 +668,14 @@ def _parse_vocab(r: _FileReader, offset: int, n_tokens: int, collect: bool) -> t
         pos += 4 + n
         if pos > len(buf):
             raise ModelError(f"truncated: vocabulary token {i} of {n_tokens} runs past the end of the file")
+        if n == 1 and buf[pos - 1] == 0x20:
+            has_space = True
         if tokens is not None:
             tokens.append(bytes(buf[pos - n : pos]))
+    if not has_space:
+        # whisper_full looks it up with std::map::at to suppress blanks: without it
+        # the uncaught std::out_of_range aborts the process on the first transcription.
+        raise ModelError("the vocabulary has no ' ' token, which whisper.cpp needs (it aborts without it)")
     return base + pos, tokens
 
 

@@ -1,0 +1,248 @@
+"""The models the store knows by name: architecture, file, checksum, memory needs.
+
+A name is an architecture (``"tiny.en"``, ``"large-v3-turbo"``) optionally
+followed by a quantization type (``"medium.en-q5_0"``). Everything about a name
+is derived from its hyperparameters: the exact weight bytes (from the tensor
+table whisper.cpp allocates), the KV caches (exact formulas from
+``whisper_init_state``) and the compute buffers (linear fits calibrated on
+measurements, see ``_COMPUTE_FIT``), so a caller can tell before loading
+whether a model fits a memory budget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+from ..errors import ModelError
+from .ggml_file import (
+    GGML_QNT_VERSION,
+    GGML_QNT_VERSION_FACTOR,
+    HParams,
+    expected_tensors,
+)
+
+__all__ = ["ARCHS", "QUANT_TYPES", "MEASURED_STATE", "ModelSpec", "MemoryEstimate", "estimate_memory", "get",
+           "names", "ftype_of", "parse_name"]
+
+FTYPE_F16 = 1
+
+
+def _hp(n_vocab: int, n_state: int, n_audio_layer: int, n_text_layer: int, n_mels: int = 80) -> HParams:
+    heads = n_state // 64
+    return HParams(n_vocab, 1500, n_state, heads, n_audio_layer, 448, n_state, heads, n_text_layer, n_mels, FTYPE_F16)
+
+
+#: Architecture name -> hyperparameters of its F16 file (OpenAI's checkpoints).
+ARCHS: Dict[str, HParams] = {
+    "tiny": _hp(51865, 384, 4, 4),
+    "tiny.en": _hp(51864, 384, 4, 4),
+    "base": _hp(51865, 512, 6, 6),
+    "base.en": _hp(51864, 512, 6, 6),
+    "small": _hp(51865, 768, 12, 12),
+    "small.en": _hp(51864, 768, 12, 12),
+    "medium": _hp(51865, 1024, 24, 24),
+    "medium.en": _hp(51864, 1024, 24, 24),
+    "large-v3": _hp(51866, 1280, 32, 32, n_mels=128),
+    "large-v3-turbo": _hp(51866, 1280, 32, 4, n_mels=128),
+}
+
+#: Quantization types we write (ggml_ftype of each). K-quants need rows that are
+#: multiples of 256, which tiny (384 wide) does not have.
+QUANT_TYPES: Dict[str, int] = {
+    "q8_0": 7, "q5_0": 8, "q5_1": 9, "q4_0": 2, "q4_1": 3,
+    "q2_k": 10, "q3_k": 11, "q4_k": 12, "q5_k": 13, "q6_k": 14,
+}
+
+#: SHA-1 of the official files, from whisper.cpp 1.8.5 models/README.md.
+PUBLISHED_SHA1: Dict[str, str] = {
+    "tiny": "bd577a113a864445d4c299885e0cb97d4ba92b5f",
+    "tiny.en": "c78c86eb1a8faa21b369bcd33207cc90d64ae9df",
+    "base": "465707469ff3a37a2b9b8d8f89f2f99de7299dac",
+    "base.en": "137c40403d78fd54d454da0f9bd998f78703390c",
+    "small": "55356645c2b361a969dfd0ef2c5a50d530afd8d5",
+    "small.en": "db8a495a91d927739e50b3fc1cc4c6b8f6c2d022",
+    "medium": "fd9727b6e1217c2f614f9b698455c4ffd82463b4",
+    "medium.en": "8c30f0e44ce9560643ebd10bbe50cd20eafd3723",
+    "large-v3": "ad82bf6a9043ceed055076d0fd39f5f186ff8062",
+    "large-v3-q5_0": "e6e2ed78495d403bef4b7cff42ef4aaadcfea8de",
+    "large-v3-turbo": "4af2b29d7ec73d781377bfd1758ca957a807e941",
+    "large-v3-turbo-q5_0": "e050f7970618a659205450ad97eb95a18d69c9ee",
+}
+
+#: Files whisper.cpp's models/download-ggml-model.sh offers (besides every F16 one).
+PUBLISHED_QUANTIZED = frozenset({
+    "tiny-q5_1", "tiny.en-q5_1", "tiny-q8_0", "base-q5_1", "base.en-q5_1", "base-q8_0",
+    "small-q5_1", "small.en-q5_1", "small-q8_0", "medium-q5_0", "medium.en-q5_0", "medium-q8_0",
+    "large-v3-q5_0", "large-v3-turbo-q5_0", "large-v3-turbo-q8_0",
+})
+
+# Header bytes before the tensors: magic + hparams, the mel filterbank and about
+# 0.6 MB of vocabulary; plus a per-tensor record header.
+_HEADER_BYTES = 48 + 8 + 4 * 201 + 600_000
+_TENSOR_HEADER_BYTES = 80
+
+# Compute buffers of whisper_init_state, in bytes, as a + b * n_state + c * n_mels:
+# least-squares fits on the figures whisper.cpp logged for the seven
+# architectures below (largest error 5 kB; the log rounds to 10 kB). They do not
+# depend on the weight type. The decoder buffer is mostly the logits of
+# n_text_ctx tokens (448 x n_vocab floats).
+_COMPUTE_FIT: Dict[str, Tuple[float, float, float]] = {
+    "conv": (1_595_248, 23_997.7, 29_982.3),
+    "encode": (1_594_681, 42_003.0, -66.5),
+    "cross": (1_584_752, 6_002.3, 17.7),
+    "decode": (94_526_950, 3_575.5, 128.5),
+}
+
+#: Per-state buffers whisper.cpp 1.8.5 logged on this machine (CPU backend, flash
+#: attention on, as wn.Model uses), bytes: tiny.en with real weights, the others
+#: with synthetic q4_0 weights (tiny.en gave the same figures for both).
+MEASURED_STATE: Dict[str, Dict[str, int]] = {
+    arch: dict(zip(("kv_self", "kv_cross", "kv_pad", "conv", "encode", "cross", "decode"), row))
+    for arch, row in {
+        "tiny": (3_150_000, 9_440_000, 2_360_000, 13_210_000, 17_720_000, 3_890_000, 95_910_000),
+        "base": (6_290_000, 18_870_000, 3_150_000, 16_280_000, 23_090_000, 4_660_000, 96_370_000),
+        "small": (18_870_000, 56_620_000, 4_720_000, 22_420_000, 33_850_000, 6_200_000, 97_280_000),
+        "medium": (50_330_000, 150_990_000, 6_290_000, 28_570_000, 44_600_000, 7_730_000, 98_200_000),
+        "large-v3": (83_890_000, 251_660_000, 7_860_000, 36_150_000, 55_350_000, 9_270_000, 99_120_000),
+        "large-v3-turbo": (10_490_000, 31_460_000, 7_860_000, 36_150_000, 55_350_000, 9_270_000, 99_120_000),
+    }.items()
+}
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Native bytes a model needs: weights once, plus ``state`` per concurrent transcription."""
+
+    weights: int
+    kv_self: int
+    kv_cross: int
+    kv_pad: int
+    compute: Dict[str, int]
+    beam_size: int = 1
+    n_states: int = 1  # concurrent transcriptions
+
+    @property
+    def state(self) -> int:
+        """One state; beam search grows the self-attention cache to (beams + 2) x its size."""
+        kv_self = self.kv_self * (self.beam_size + 2 if self.beam_size > 1 else 1)
+        return kv_self + self.kv_cross + self.kv_pad + sum(self.compute.values())
+
+    @property
+    def total(self) -> int:
+        """Weights plus ``n_states`` states (``int(estimate)`` is the same)."""
+        return self.weights + self.n_states * self.state
+
+    def __int__(self) -> int:
+        return self.total
+
+    def as_dict(self) -> Dict[str, object]:
+        d = dataclasses.asdict(self)
+        d.update(state=self.state, total=self.total)
+        return d
+
+
+def estimate_memory(model: "str | HParams", beam_size: int = 1, *, n_states: int = 1,
+                    weight_bytes: Optional[int] = None) -> MemoryEstimate:
+    """Native bytes whisper.cpp allocates for ``model`` (a registry name or the
+    hyperparameters of a file) running ``n_states`` transcriptions at once, each
+    with ``beam_size`` beams: weights exact, buffers from the fits above."""
+    hp = get(model).hparams if isinstance(model, str) else model
+    weights = weight_bytes if weight_bytes is not None else sum(s.nbytes for s in expected_tensors(hp))
+    f16 = 2  # whisper.cpp's KV caches are always F16 (ctx->itype)
+    pad = lambda n: (n + 255) // 256 * 256  # noqa: E731 - GGML_PAD(n, 256)
+    kv_self = 2 * hp.n_text_state * hp.n_text_layer * pad(hp.n_text_ctx) * f16
+    kv_cross = 2 * hp.n_text_state * hp.n_text_layer * pad(hp.n_audio_ctx) * f16
+    kv_pad = 2 * hp.n_audio_state * pad(hp.n_audio_ctx) * f16
+    compute = {k: int(a + b * hp.n_audio_state + c * hp.n_mels) for k, (a, b, c) in _COMPUTE_FIT.items()}
+    return MemoryEstimate(weights, kv_self, kv_cross, kv_pad, compute, beam_size, n_states)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model the store can install by name."""
+
+    name: str
+    arch: str
+    quant: Optional[str]  # None for the F16 file
+    hparams: HParams
+    sha1: Optional[str]  # of the official file, where whisper.cpp publishes one
+    published: bool  # downloadable from whisper.cpp's model repository
+
+    @property
+    def file_name(self) -> str:
+        return f"ggml-{self.name}.bin"
+
+    @property
+    def wtype(self) -> str:
+        return self.hparams.wtype.name
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(s.nbytes for s in expected_tensors(self.hparams))
+
+    @property
+    def approx_file_size(self) -> int:
+        n_tensors = len(expected_tensors(self.hparams))
+        return self.weight_bytes + _HEADER_BYTES + n_tensors * _TENSOR_HEADER_BYTES
+
+    def memory(self, beam_size: int = 1, n_states: int = 1) -> MemoryEstimate:
+        return estimate_memory(self.hparams, beam_size, n_states=n_states, weight_bytes=self.weight_bytes)
+
+    @property
+    def base_name(self) -> Optional[str]:
+        """The F16 model a quantized one is made from."""
+        return self.arch if self.quant else None
+
+    def as_dict(self) -> Dict[str, object]:
+        return {"name": self.name, "arch": self.arch, "type": self.wtype, "file": self.file_name,
+                "size": self.approx_file_size, "sha1": self.sha1, "published": self.published,
+                "hparams": dataclasses.asdict(self.hparams), "memory": self.memory().as_dict(),
+                "measured_state": MEASURED_STATE.get(self.arch.replace(".en", ""))}
+
+
+def ftype_of(quant: str) -> int:
+    """The header ftype field of a quantized file: ggml_ftype + 1000 x quantization version."""
+    return QUANT_TYPES[quant] + GGML_QNT_VERSION * GGML_QNT_VERSION_FACTOR
+
+
+def parse_name(name: str) -> Tuple[str, Optional[str]]:
+    """``"medium.en-q5_0"`` -> ``("medium.en", "q5_0")``; ModelError for an unknown name."""
+    arch, quant = name, None
+    head, sep, tail = name.rpartition("-")
+    if sep and tail.lower() in QUANT_TYPES:
+        arch, quant = head, tail.lower()
+    if arch not in ARCHS:
+        raise ModelError(f"unknown model {name!r}: give a path to a ggml file, or one of {', '.join(ARCHS)} "
+                         f"(optionally with -{'/-'.join(QUANT_TYPES)})")
+    return arch, quant
+
+
+def get(name: str) -> ModelSpec:
+    """The spec of a model name; ModelError if unknown or if the quantization cannot apply."""
+    arch, quant = parse_name(name)
+    hp = ARCHS[arch]
+    canonical = arch if quant is None else f"{arch}-{quant}"
+    if quant is not None:
+        hp = dataclasses.replace(hp, ftype=ftype_of(quant))
+        try:
+            hp.check()
+        except ModelError as exc:
+            raise ModelError(f"model {name!r}: {exc}") from None
+    return ModelSpec(canonical, arch, quant, hp, PUBLISHED_SHA1.get(canonical),
+                     quant is None or canonical in PUBLISHED_QUANTIZED)
+
+
+def names(include_quantized: bool = True) -> List[str]:
+    """Every name :func:`get` accepts."""
+    out = []
+    for arch in ARCHS:
+        out.append(arch)
+        if include_quantized:
+            for q in QUANT_TYPES:
+                try:
+                    out.append(get(f"{arch}-{q}").name)
+                except ModelError:
+                    pass  # e.g. k-quants on tiny
+    return out
