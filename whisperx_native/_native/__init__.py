@@ -25,3 +25,4 @@ from ._core import (  # noqa: F401
     system_info,
     version,
 )
+from ._core import VadContext  # noqa: F401,E402  (vad.pxi)

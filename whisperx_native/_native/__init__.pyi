@@ -9,3 +9,4 @@ from ._core import (
     system_info as system_info,
     version as version,
 )
+from ._core import VadContext as VadContext

@@ -487,7 +487,8 @@ cdef class State:
         return False
 
     def cancel(self):
-        """Ask the running transcription to stop at its next abort check (thread-safe)."""
+        """Stop the running transcription at its next abort check, or the next one to
+        start if none runs (thread-safe). Each run clears the request when it ends."""
         self._ctl.abort = 1
 
     def memory(self):
@@ -581,7 +582,7 @@ cdef class State:
         return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
     def full(self, const float[::1] samples, object opts, *, object on_progress=None,
-             object on_segment=None, bint token_details=True):
+             object on_segment=None, bint token_details=True, int _instrument=3):
         """Run ``whisper_full_with_state`` on 16 kHz mono float32 samples.
 
         ``opts`` is a whisperx_native.options.DecodeOptions-like object (attributes
@@ -607,14 +608,19 @@ cdef class State:
             self._on_segment = on_segment
             self._cb_error = None
             self._segments_reported = 0
+            # Keep a cancel() that arrived before the run started: it cancels this run.
+            abort = self._ctl.abort
             memset(&self._ctl, 0, sizeof(RunCtl))
+            self._ctl.abort = abort
             self._ctl.pystate = <void *>self
-            p.encoder_begin_callback = _cb_encoder_begin
-            p.encoder_begin_callback_user_data = &self._ctl
-            p.abort_callback = _cb_abort
-            p.abort_callback_user_data = &self._ctl
-            p.logits_filter_callback = _cb_logits
-            p.logits_filter_callback_user_data = &self._ctl
+            if _instrument & 1:
+                p.encoder_begin_callback = _cb_encoder_begin
+                p.encoder_begin_callback_user_data = &self._ctl
+                p.logits_filter_callback = _cb_logits
+                p.logits_filter_callback_user_data = &self._ctl
+            if _instrument & 2:
+                p.abort_callback = _cb_abort
+                p.abort_callback_user_data = &self._ctl
             if on_progress is not None:
                 p.progress_callback = _cb_progress
                 p.progress_callback_user_data = &self._ctl
@@ -714,3 +720,6 @@ cdef int _fill_params(w.whisper_full_params * p, object o, list keep) except -1:
         p.initial_prompt = prompt
         p.carry_initial_prompt = bool(o.carry_initial_prompt)
     return 0
+
+include "quantize.pxi"
+include "vad.pxi"

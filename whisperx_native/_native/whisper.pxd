@@ -183,3 +183,40 @@ cdef extern from "whisper.h" nogil:
     const char * whisper_full_get_token_text_from_state(whisper_context * ctx, whisper_state * state,
                                                         int i_segment, int i_token)
     whisper_token_data whisper_full_get_token_data_from_state(whisper_state * state, int i_segment, int i_token)
+
+
+# Silero voice-activity detection (whisper.cpp 1.8.5, used by vad.pxi).
+cdef extern from "whisper.h" nogil:
+    struct whisper_vad_context:
+        pass
+    struct whisper_vad_segments:
+        pass
+
+    ctypedef struct whisper_vad_params:
+        float threshold
+        int   min_speech_duration_ms
+        int   min_silence_duration_ms
+        float max_speech_duration_s
+        int   speech_pad_ms
+        float samples_overlap
+
+    struct whisper_vad_context_params:
+        int  n_threads
+        bint use_gpu
+        int  gpu_device
+
+    whisper_vad_params whisper_vad_default_params()
+    whisper_vad_context_params whisper_vad_default_context_params()
+    whisper_vad_context * whisper_vad_init_from_file_with_params(const char * path_model,
+                                                                 whisper_vad_context_params params)
+    bint whisper_vad_detect_speech(whisper_vad_context * vctx, const float * samples, int n_samples)
+    bint whisper_vad_detect_speech_no_reset(whisper_vad_context * vctx, const float * samples, int n_samples)
+    void whisper_vad_reset_state(whisper_vad_context * vctx)
+    int whisper_vad_n_probs(whisper_vad_context * vctx)
+    float * whisper_vad_probs(whisper_vad_context * vctx)
+    whisper_vad_segments * whisper_vad_segments_from_probs(whisper_vad_context * vctx, whisper_vad_params params)
+    int whisper_vad_segments_n_segments(whisper_vad_segments * segments)
+    float whisper_vad_segments_get_segment_t0(whisper_vad_segments * segments, int i_segment)
+    float whisper_vad_segments_get_segment_t1(whisper_vad_segments * segments, int i_segment)
+    void whisper_vad_free_segments(whisper_vad_segments * segments)
+    void whisper_vad_free(whisper_vad_context * ctx)
