@@ -14,11 +14,15 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
-__all__ = ["DecodeOptions", "PRESETS", "default_threads", "resolve_options"]
+__all__ = ["DecodeOptions", "PRESETS", "audio_ctx_for", "default_threads", "resolve_options"]
 
 WINDOW_SECONDS = 30.0
 N_AUDIO_CTX = 1500           # encoder positions per 30 s window (all Whisper sizes)
-MIN_FAST_AUDIO_CTX = 384     # below this the encoder loses too much context (measured: accuracy drops)
+MIN_FAST_AUDIO_CTX = 512     # below this the encoder loses too much context (measured: accuracy drops)
+# whisper.cpp pads the cross-attention KV cache to a multiple of 256 positions and, with
+# flash attention, does not mask the padding: a shorter audio_ctx on a state that ran a
+# longer one reads stale audio there (wrong text). Multiples of 256 leave no padding.
+AUDIO_CTX_STEP = 256
 
 
 def cpu_count() -> int:
@@ -103,11 +107,23 @@ def resolve_options(preset: Optional[str], overrides: dict, n_samples: int, samp
         raise ValueError(f"n_threads must be >= 1, got {opts.n_threads}")
     if opts.audio_ctx < 0 or opts.audio_ctx > N_AUDIO_CTX:
         raise ValueError(f"audio_ctx must be 0..{N_AUDIO_CTX}, got {opts.audio_ctx}")
+    if 0 < opts.audio_ctx < N_AUDIO_CTX:
+        opts = opts.replace(audio_ctx=_round_audio_ctx(opts.audio_ctx))
     if name == "fast" and "audio_ctx" not in overrides:
         seconds = n_samples / sample_rate
         if seconds < WINDOW_SECONDS:
-            # The encoder's cost is quadratic/linear in positions: encode only what the
-            # audio needs (plus headroom) instead of a full 30 s window.
-            need = int(seconds / WINDOW_SECONDS * N_AUDIO_CTX) + 64
-            opts = opts.replace(audio_ctx=min(N_AUDIO_CTX, max(MIN_FAST_AUDIO_CTX, need)))
+            opts = opts.replace(audio_ctx=audio_ctx_for(seconds))
     return opts
+
+
+def audio_ctx_for(seconds: float, headroom: int = 64) -> int:
+    """Encoder positions for a clip shorter than a window: what the audio needs plus
+    ``headroom``, at least MIN_FAST_AUDIO_CTX, rounded to a safe size. The encoder's cost
+    grows with its positions, so short audio need not pay for a full 30 s window."""
+    need = int(seconds / WINDOW_SECONDS * N_AUDIO_CTX) + headroom
+    return _round_audio_ctx(max(MIN_FAST_AUDIO_CTX, need))
+
+
+def _round_audio_ctx(n: int) -> int:
+    """Up to the next multiple of AUDIO_CTX_STEP (or the full 1500)."""
+    return min(N_AUDIO_CTX, -(-n // AUDIO_CTX_STEP) * AUDIO_CTX_STEP)

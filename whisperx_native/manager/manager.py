@@ -366,30 +366,31 @@ class WhisperManager:
             return None
         return chain[i] if 0 <= i < len(chain) else None
 
+    def downgrade(self, reason: str = "requested") -> Optional[str]:
+        """Step one model down the chain now (in the background, as CPU pressure does).
+        Returns the new model's name, or None at the end of the chain or mid-switch."""
+        return self._change(+1, "downgraded", reason=reason)
+
     def _on_pressure(self, load: float) -> None:
-        nxt = self._step(+1)
-        if nxt is None or self._closed:
-            return
-        self._change_for_cpu(nxt, "downgraded", load)
+        self._change(+1, "downgraded", reason="cpu", external_cpu_load=round(load, 3))
 
     def _on_calm(self, load: float) -> None:
-        nxt = self._step(-1)
-        if nxt is None or self._closed:
-            return
-        self._change_for_cpu(nxt, "upgraded", load)
+        self._change(-1, "upgraded", reason="cpu calm", external_cpu_load=round(load, 3))
 
-    def _change_for_cpu(self, name: str, kind: str, load: float) -> None:
-        previous = self._target
+    def _change(self, direction: int, kind: str, **detail) -> Optional[str]:
         with self._cond:
-            if self._switching:
-                return  # one step at a time: the monitor asks again after a full window
+            name = self._step(direction)
+            if name is None or self._closed or self._switching:
+                return None  # one step at a time: the monitor asks again after a full window
+            previous = self._target
             loaded = self._served is not None or self._loading is not None
             if not loaded:
                 self._target = name  # nothing to swap: the next load takes the new model
             self._switching = loaded
-        self._emit(kind, name, previous=previous, external_cpu_load=round(load, 3))
+        self._emit(kind, name, previous=previous, **detail)
         if loaded:
             self.switch_model(name, background=True).add_done_callback(self._switch_done)
+        return name
 
     def _switch_done(self, _fut: Future) -> None:
         with self._cond:

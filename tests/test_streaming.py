@@ -1,0 +1,239 @@
+"""Streaming transcription on real tiny.en: simulated capture → ring → VAD → partial/final events.
+
+Accuracy is held against the offline transcript of the same audio (same model, same
+preset): the streamed final text may be at most 2 WER points worse. Wall-clock
+latency is measured by bench/streaming_latency.py, not asserted here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import pytest
+
+import whisperx_native as wn
+from _util import JFK_TEXT, normalize
+from whisperx_native.realtime import (
+    DEGRADED, FINAL, OVERFLOW, PARTIAL, RECOVERED, LatencyGovernor, RingBuffer, SimulatedCapture,
+    StreamingTranscriber,
+)
+from whisperx_native.options import audio_ctx_for
+
+DATA = Path(__file__).resolve().parent / "data"
+SR = 16000
+MAX_WER_LOSS = 0.02
+
+
+@pytest.fixture(scope="module")
+def long_speech():
+    audio = wn.load_audio(DATA / "long_speech.ogg")
+    ref = (DATA / "long_speech.txt").read_text()
+    layout = json.loads((DATA / "long_speech.json").read_text())
+    return audio, ref, layout
+
+
+@pytest.fixture(scope="module")
+def long_offline(tiny, long_speech):
+    """The offline transcript of the long file (same model and preset as the stream)."""
+    return tiny.transcribe(long_speech[0], preset="fast", language="en")
+
+
+@pytest.fixture(scope="module")
+def long_stream(tiny, long_speech):
+    """The long file streamed in fast mode with default settings."""
+    return stream(tiny, long_speech[0], realtime=False)
+
+
+def stream(engine, audio, *, realtime, ring_s=30.0, rate=SR, channels=1, dtype="float32", speed=1.0, **kw):
+    ring = RingBuffer(ring_s, input_rate=rate, input_channels=channels)
+    cap = SimulatedCapture(audio, ring, realtime=realtime, speed=speed, dtype=dtype)
+    kw.setdefault("latency_budget_s", None)
+    tr = StreamingTranscriber(engine, ring, **kw)
+    cap.start()
+    events = tr.run()
+    cap.join(30)
+    return tr, events, ring
+
+
+def wer(ref: str, hyp: str) -> float:
+    return jiwer.wer(normalize(ref), normalize(hyp))
+
+
+def check_structure(tr, events):
+    """Finals are committed for good: in time order, never overlapping, never repeated,
+    and no partial of an utterance comes after that utterance's final."""
+    finals = [e for e in events if e.kind == FINAL]
+    assert finals == tr.finals
+    for a, b in zip(finals, finals[1:]):
+        assert b.start >= a.end - 1e-6, (a, b)
+        assert b.utterance >= a.utterance
+    assert all(f.text.strip() and f.end >= f.start for f in finals)
+    closed = set()
+    for e in events:
+        if e.kind == FINAL:
+            closed.add(e.utterance)
+        elif e.kind == PARTIAL:
+            assert e.utterance not in closed, f"partial after the final of utterance {e.utterance}"
+    return finals
+
+
+def seam_errors(ref: str, finals):
+    """Words lost or repeated at the seams where one utterance was cut in two.
+
+    Returns (lost, repeated, split, n_seams): a *lost* word is a deletion next to a
+    seam; a *repeated* one an inserted word equal to the word across the seam; a
+    *split* one an insertion that is neither (a word cut in two halves, "plate form")."""
+    words, seams = [], []
+    for f in finals:
+        words += normalize(f.text).split()
+        if "cut_at" in f.detail:
+            seams.append(len(words))          # index of the first word after the seam
+    out = jiwer.process_words(normalize(ref), " ".join(words))
+    lost, repeated, split = [], [], []
+    for chunk in out.alignments[0]:
+        for k in seams:
+            if not chunk.hyp_start_idx - 1 <= k <= chunk.hyp_end_idx + 1:
+                continue
+            context = words[max(0, k - 2):k + 2]
+            if chunk.type == "delete":
+                lost.append((k, context))
+            elif chunk.type == "insert":
+                same = 0 < k < len(words) and words[k - 1] == words[k]
+                (repeated if same else split).append((k, context))
+    return lost, repeated, split, len(seams)
+
+
+def test_jfk_realtime_capture_48k_int16_stereo(tiny, jfk_samples):
+    offline = tiny.transcribe(jfk_samples, preset="fast", language="en")
+    tr, events, ring = stream(tiny, jfk_samples, realtime=True, rate=48000, channels=2, dtype="int16")
+    finals = check_structure(tr, events)
+    assert len(finals) >= 2
+    assert [e for e in events if e.kind == PARTIAL], "no partial result while jfk was speaking"
+    assert wer(JFK_TEXT, tr.text) <= wer(JFK_TEXT, offline.text) + MAX_WER_LOSS, (tr.text, offline.text)
+    assert finals[0].start < 1.0 and finals[-1].end > 9.0   # absolute times since stream start
+    assert ring.dropped == 0
+
+
+def test_long_file_fast_mode_matches_offline(long_speech, long_offline, long_stream):
+    audio, ref, layout = long_speech
+    offline = long_offline
+    tr, events, ring = long_stream
+    finals = check_structure(tr, events)
+    w_stream, w_off = wer(ref, tr.text), wer(ref, offline.text)
+    assert w_stream <= w_off + MAX_WER_LOSS, (w_stream, w_off)
+    # every phrase of the file is covered by some final
+    for ph in layout["phrases"]:
+        assert any(f.start < ph["end"] and f.end > ph["start"] for f in finals), ph["text"]
+    assert ring.dropped == 0 and not [e for e in events if e.kind == OVERFLOW]
+
+
+def test_silence_and_noise_give_no_text(tiny, long_speech, long_stream):
+    audio, _, layout = long_speech
+    # the file's 6 s of digital silence and 5 s of faint noise (see tests/data/make_long_speech.py)
+    phrases = layout["phrases"]
+    gaps = [(a["end"], b["start"]) for a, b in zip(phrases, phrases[1:]) if b["start"] - a["end"] > 4.0]
+    assert len(gaps) == 2
+    tr, events, _ = long_stream
+    for lo, hi in gaps:
+        inside = [e for e in events if e.kind in (FINAL, PARTIAL) and e.start > lo + 0.5 and e.end < hi - 0.5]
+        assert inside == [], inside
+    # and a stream of nothing but silence and noise never reaches whisper
+    rng = np.random.default_rng(0)
+    quiet = np.concatenate([np.zeros(SR * 4, np.float32), (rng.standard_normal(SR * 6) * 0.003).astype(np.float32)])
+    tr, events, _ = stream(tiny, quiet, realtime=False)
+    assert [e for e in events if e.text] == []
+    assert tr.stats["transcriptions"] == 0
+
+
+def test_cut_utterances_lose_and_repeat_no_words(tiny, long_speech):
+    """Utterances longer than the window are cut at the quietest 160 ms; the words at
+    those seams must be neither dropped nor repeated."""
+    audio, ref, layout = long_speech
+    # the first five sentences (44 s): four of them are longer than the 6 s window
+    phrases = layout["phrases"][:5]
+    audio = audio[: int((phrases[-1]["end"] + 1.0) * SR)]
+    ref = " ".join(p["text"] for p in phrases)
+    offline = tiny.transcribe(audio, preset="fast", language="en")
+    tr, events, _ = stream(tiny, audio, realtime=False, max_utterance_s=6.0)
+    finals = check_structure(tr, events)
+    lost, repeated, split, n_seams = seam_errors(ref, finals)
+    assert n_seams >= 3, "the test did not produce cut seams"
+    assert lost == [] and repeated == [], (lost, repeated)
+    # Synthetic speech has no pause between some words, so a forced cut can split one in two
+    # halves ("plate form"): neither lost nor repeated, but a recognition error. Accuracy with
+    # forced cuts every 6 s is reported by bench/streaming_latency.py, not held to 2 points here.
+    assert len(split) <= n_seams // 2, split
+    assert wer(ref, tr.text) <= wer(ref, offline.text) + 0.1
+
+
+def test_window_mode_without_vad(tiny, jfk_samples):
+    offline = tiny.transcribe(jfk_samples, preset="fast", language="en")
+    tr, events, _ = stream(tiny, jfk_samples, realtime=False, vad=False, max_utterance_s=6.0)
+    check_structure(tr, events)
+    assert len(tr.finals) >= 2
+    # 22 words: one word is 4.5 points; windows cut without VAD may cost one
+    assert wer(JFK_TEXT, tr.text) <= wer(JFK_TEXT, offline.text) + 0.05, tr.text
+
+
+def test_overflow_is_reported_and_finals_stay_ordered(tiny, jfk_samples):
+    # capture 40x faster than real time into a 1 s ring: the consumer cannot keep up
+    tr, events, ring = stream(tiny, np.concatenate([jfk_samples] * 2), realtime=True, speed=40.0, ring_s=1.0)
+    check_structure(tr, events)
+    lost = [e for e in events if e.kind == OVERFLOW]
+    assert ring.dropped > 0 and lost
+    assert sum(e.detail["lost_s"] for e in lost) == pytest.approx(ring.dropped / SR, abs=1e-3)
+
+
+def test_falling_behind_degrades(tiny, long_speech):
+    """Fed faster than it can transcribe, with a 0.5 s budget, the stream steps down."""
+    audio = long_speech[0][: SR * 60]
+    tr, events, _ = stream(tiny, audio, realtime=False, latency_budget_s=0.5)
+    degraded = [e for e in events if e.kind == DEGRADED]
+    assert degraded and degraded[0].detail["level"] == 1 and degraded[0].detail["behind_s"] > 0.5
+    assert tr.text
+
+
+def test_governor_policy_with_a_fake_clock():
+    now = [0.0]
+    g = LatencyGovernor(1.0, cooldown_s=2.0, recover_s=10.0, clock=lambda: now[0])
+    assert g.observe(0.2) == 0 and g.level == 0
+    assert g.observe(1.5) == 1 and g.level == 1
+    now[0] = 1.0
+    assert g.observe(3.0) == 0                      # cooldown
+    now[0] = 2.5
+    assert g.observe(3.0) == 1 and g.level == 2
+    now[0] = 5.0
+    assert g.observe(3.0) == 1 and g.level == 3
+    now[0] = 8.0
+    assert g.observe(9.0) == 0 and g.level == 3     # nothing cheaper left
+    g.cannot_go_below(3)                            # the model was swapped
+    for t in range(9, 40):
+        now[0] = float(t)
+        assert g.observe(0.0) == 0
+    g2 = LatencyGovernor(1.0, recover_s=10.0, clock=lambda: now[0])
+    now[0] = 0.0
+    g2.observe(2.0)
+    for t, expect in ((1, 0), (5, 0), (11, 0), (15, -1)):   # calm from t=5, 10 s later
+        now[0] = float(t)
+        assert g2.observe(0.1 if t > 1 else 0.5) == expect, t
+    assert g2.level == 0 and g2.worst_behind_s == 2.0
+    assert LatencyGovernor(None).observe(100.0) == 0
+    assert {RECOVERED, DEGRADED} == {"recovered", "degraded"}
+
+
+def test_audio_ctx_avoids_stale_flash_attention_padding():
+    for seconds in (0.5, 3, 7.7, 10.3, 12, 20, 25, 29.9):
+        ctx = audio_ctx_for(seconds)
+        assert ctx >= seconds / 30 * 1500
+        assert ctx == 1500 or ctx % 256 == 0
+        assert ctx >= 384
+
+
+def test_on_a_manager(tiny_en_ggml, jfk_samples):
+    with wn.WhisperManager(str(tiny_en_ggml), idle_timeout=None, auto_downgrade=False) as mgr:
+        tr, events, _ = stream(mgr, jfk_samples, realtime=False)
+        check_structure(tr, events)
+        assert wer(JFK_TEXT, tr.text) < 0.2

@@ -1,0 +1,370 @@
+"""Streaming transcription: audio from a ring buffer in, partial and final text out.
+
+How text is committed, so that words are neither lost nor repeated at seams:
+
+* Audio is cut into *utterances* and every sample belongs to at most one
+  utterance; an utterance is transcribed as a whole once it ends, and that text
+  is final. No audio is transcribed into two finals, so no seam can repeat words.
+* With VAD (default), an utterance is a stretch of speech: it starts where Silero
+  hears speech (padded back a little) and ends after ``min_silence_ms`` of
+  silence. Silence between utterances is never sent to whisper: no hallucinated
+  text on silence, and no compute spent on it.
+* An utterance longer than ``max_utterance_s`` (someone who never pauses, or the
+  sliding window mode without VAD) is cut at the *quietest* 32 ms frame of its
+  last 40 %: the lowest speech probability (or energy), i.e. a breath or a word
+  gap, not the middle of a word.
+* While an utterance runs, it is re-transcribed every ``step_s`` seconds of new
+  audio for *partial* results (skipped when the transcriber is behind, or when
+  the speaker has just paused and the final is about to come).
+
+Each run starts without context (``no_context``): feeding the previous finals as a
+prompt made tiny.en loop on them ("And so my fellow Americans." x 20), and a pooled
+state would otherwise carry the text of the last partial into the next run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import threading
+import time
+from typing import Callable, Iterator, List, Optional, Union
+
+import numpy as np
+
+from ..audio import SAMPLE_RATE
+from ..options import WINDOW_SECONDS, audio_ctx_for
+from ..result import Segment
+from .events import DEGRADED, FINAL, OVERFLOW, PARTIAL, RECOVERED, StreamEvent
+from .governor import LatencyGovernor
+from .ringbuffer import RingBuffer
+from .vad import StreamingVad
+
+__all__ = ["StreamingTranscriber"]
+
+log = logging.getLogger("whisperx_native.realtime")
+
+_FRAME = 512                      # analysis frame for the energy fallback (= Silero's 32 ms)
+_NOISE_ONLY = re.compile(r"^\s*([\[(*♪].*[\])*♪]|[\W_]*)\s*$")  # "[BLANK_AUDIO]", "(music)", "..."
+
+
+class _Audio:
+    """The samples from ``start`` (absolute index) on, in an amortised growable array."""
+
+    def __init__(self) -> None:
+        self.data = np.zeros(SAMPLE_RATE * 8, np.float32)
+        self.start = 0
+        self.n = 0
+
+    @property
+    def end(self) -> int:
+        return self.start + self.n
+
+    def append(self, start: int, x: np.ndarray) -> None:
+        if start != self.end:  # a gap (dropped audio): what came before is no longer contiguous
+            self.start, self.n = start, 0
+        if self.n + x.size > self.data.size:
+            grown = np.zeros(max(self.data.size * 2, self.n + x.size), np.float32)
+            grown[:self.n] = self.data[:self.n]
+            self.data = grown
+        self.data[self.n:self.n + x.size] = x
+        self.n += x.size
+
+    def drop_before(self, index: int) -> None:
+        k = min(max(0, index - self.start), self.n)
+        if k:
+            self.data[:self.n - k] = self.data[k:self.n]
+            self.start += k
+            self.n -= k
+
+    def slice(self, lo: int, hi: int) -> np.ndarray:
+        lo, hi = max(lo, self.start), min(hi, self.end)
+        return self.data[lo - self.start:hi - self.start].copy() if hi > lo else np.zeros(0, np.float32)
+
+    def quietest(self, lo: int, hi: int) -> Optional[int]:
+        """Middle of the lowest-energy 160 ms within [lo, hi) (used without VAD)."""
+        x = self.slice(lo, hi)
+        n = x.size // _FRAME
+        if n == 0:
+            return None
+        energy = (x[:n * _FRAME].reshape(n, _FRAME) ** 2).mean(axis=1)
+        k = min(5, n)  # a 160 ms stretch, not one frame (see StreamingVad.quietest)
+        i = int(np.argmin(np.convolve(energy, np.ones(k) / k, mode="valid"))) + k // 2
+        return max(lo, self.start) + i * _FRAME + _FRAME // 2
+
+
+class StreamingTranscriber:
+    """Transcribe a live stream from a :class:`RingBuffer`.
+
+    ``engine`` is a :class:`~whisperx_native.Model` or a
+    :class:`~whisperx_native.WhisperManager` (which adds the smaller-model
+    downgrade). ``vad=True`` cuts utterances with Silero (``vad_model`` defaults to
+    :func:`~whisperx_native.realtime.vad.default_vad_model`); ``vad=False`` runs a
+    sliding window of ``max_utterance_s`` seconds over all audio, re-transcribed
+    every ``step_s`` for partials. ``latency_budget_s`` is the backlog above which
+    cheaper settings kick in (None: never, e.g. for files fed faster than real
+    time). Other keywords (``language``, ``preset``, ``n_threads`` ...) go to
+    ``transcribe``.
+
+    Iterate :meth:`events` in a consumer thread, or call :meth:`start` to run in a
+    background thread with a callback. ``text`` is the committed transcript.
+    """
+
+    def __init__(self, engine, ring: RingBuffer, *, vad: Union[bool, StreamingVad] = True,
+                 vad_model: Union[str, os.PathLike, None] = None, vad_threshold: float = 0.5,
+                 min_silence_ms: int = 500, speech_pad_ms: int = 200, min_speech_ms: int = 200,
+                 step_s: float = 1.0, max_utterance_s: float = 20.0, partials: bool = True,
+                 latency_budget_s: Optional[float] = 1.5,
+                 language: Optional[str] = "en", preset: str = "fast",
+                 clock: Callable[[], float] = time.monotonic, **options) -> None:
+        if max_utterance_s <= 1.0 or max_utterance_s > WINDOW_SECONDS:
+            raise ValueError(f"max_utterance_s must be in (1, {WINDOW_SECONDS:g}]")
+        if step_s <= 0:
+            raise ValueError("step_s must be > 0")
+        self.engine = engine
+        self.ring = ring
+        if isinstance(vad, StreamingVad):
+            self.vad: Optional[StreamingVad] = vad
+            self._own_vad = False
+        elif vad:
+            self.vad = StreamingVad(vad_model, threshold=vad_threshold, min_silence_ms=min_silence_ms,
+                                    speech_pad_ms=speech_pad_ms)
+            self._own_vad = True
+        else:
+            self.vad, self._own_vad = None, False
+        self.step = int(step_s * SAMPLE_RATE)
+        self.max_len = int(max_utterance_s * SAMPLE_RATE)
+        self.min_speech = int(min_speech_ms / 1000 * SAMPLE_RATE)
+        self.pad = int(speech_pad_ms / 1000 * SAMPLE_RATE)
+        self.partials = partials
+        self.clock = clock
+        # no_context: whisper.cpp would otherwise carry the text of the previous run on a
+        # pooled state (a partial!) into this one.
+        self.options = dict({"no_context": True}, **options, language=language, preset=preset)
+        self.governor = LatencyGovernor(latency_budget_s, clock=clock)
+        self.finals: List[StreamEvent] = []
+        self.stats = {"transcriptions": 0, "partials": 0, "finals": 0, "busy_s": 0.0,
+                      "audio_s": 0.0, "wall_s": 0.0, "dropped_s": 0.0}
+        self._audio = _Audio()
+        self._utt_start: Optional[int] = None   # absolute start of the utterance in progress
+        self._utterance = 0
+        self._last_partial = 0                  # audio position of the last partial run
+        self._last_partial_text = ""
+        self._committed_end = 0                 # end (samples) of the last final
+        self._dropped_seen = 0
+        self._thread: Optional[threading.Thread] = None
+        self._stop = threading.Event()
+        self._error: Optional[BaseException] = None
+
+    # ------------------------------------------------------------------ public
+    @property
+    def text(self) -> str:
+        """The committed (final) transcript so far."""
+        return " ".join(e.text for e in self.finals)
+
+    @property
+    def level(self) -> int:
+        """Current economy level (0 = normal; see governor.py)."""
+        return self.governor.level
+
+    def events(self) -> Iterator[StreamEvent]:
+        """Run until the ring is closed and drained (or :meth:`stop`), yielding events."""
+        t_start = self.clock()
+        try:
+            while not self._stop.is_set():
+                self.ring.wait(_FRAME, timeout=0.05)
+                start, x = self.ring.read()
+                if x.size:
+                    yield from self._take(start, x)
+                if self.ring.exhausted:
+                    if self._utt_start is not None:
+                        yield from self._finalize(self._audio.end)
+                    break
+                if x.size and self.ring.available() < _FRAME:
+                    yield from self._maybe_partial()
+        finally:
+            self.stats["wall_s"] += self.clock() - t_start
+            if self._own_vad and self.vad is not None:
+                self.vad.close()
+
+    def run(self) -> List[StreamEvent]:
+        """Consume the whole stream; returns every event."""
+        return list(self.events())
+
+    def start(self, on_event: Callable[[StreamEvent], None]) -> "StreamingTranscriber":
+        """Run :meth:`events` in a background thread, calling ``on_event`` for each."""
+        def work():
+            try:
+                for ev in self.events():
+                    on_event(ev)
+            except BaseException as exc:  # kept for join()
+                self._error = exc
+                log.exception("streaming transcription failed")
+
+        self._thread = threading.Thread(target=work, name="whisperx-stream", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop after the current piece of work (text of the open utterance is not committed)."""
+        self._stop.set()
+
+    def join(self, timeout: Optional[float] = None) -> None:
+        """Wait for :meth:`start`'s thread; re-raises what it died of."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+
+    # ------------------------------------------------------------------ segmentation
+    def _take(self, start: int, x: np.ndarray) -> Iterator[StreamEvent]:
+        self.stats["audio_s"] += x.size / SAMPLE_RATE
+        if start != self._audio.end and self._audio.n:
+            # Audio was dropped: the utterance in progress ends at the gap.
+            yield self._status(OVERFLOW, lost_s=round((start - self._audio.end) / SAMPLE_RATE, 3),
+                               ring=self.ring.stats())
+            if self._utt_start is not None:
+                yield from self._finalize(self._audio.end)
+        self._audio.append(start, x)
+        if self.vad is not None:
+            for b in self.vad.feed(start, x):
+                if b.kind == "start":
+                    self._begin(max(b.sample, self._committed_end, self._audio.start))
+                elif self._utt_start is not None:
+                    yield from self._cut_long(b.sample)
+                    yield from self._finalize(b.sample)
+        elif self._utt_start is None:
+            self._begin(max(start, self._committed_end))
+        yield from self._cut_long(self._audio.end)
+        if self._utt_start is None:  # between utterances keep just enough for the padded onset
+            self._audio.drop_before(self._keep_from())
+
+    def _cut_long(self, upto: int) -> Iterator[StreamEvent]:
+        """Nobody pauses for ever: while the utterance reaching ``upto`` is longer than
+        the window, commit it up to the quietest frame of the window's last 40 %.
+        Depends only on the audio, not on how it was chunked."""
+        while self._utt_start is not None and upto - self._utt_start > self.max_len:
+            lo = self._utt_start + int(self.max_len * 0.6)
+            hi = self._utt_start + self.max_len
+            cut = self.vad.quietest(lo, hi) if self.vad is not None else None
+            if cut is None:
+                cut = self._audio.quietest(lo, hi) or hi
+            yield from self._finalize(cut, reopen=True)
+
+    def _keep_from(self) -> int:
+        """Oldest sample a future utterance may start at: the next VAD onset is at or after
+        the VAD's position, and is padded back by ``pad``."""
+        pos = self.vad.position if self.vad is not None else None
+        return (self._audio.end if pos is None else pos) - self.pad - _FRAME
+
+    def _begin(self, at: int) -> None:
+        self._utt_start = at
+        self._utterance += 1
+        self._last_partial = at
+        self._last_partial_text = ""
+
+    # ------------------------------------------------------------------ whisper runs
+    def _transcribe(self, audio: np.ndarray, tight: bool) -> List[Segment]:
+        opts = dict(self.options)
+        opts.setdefault("audio_ctx", audio_ctx_for(audio.size / SAMPLE_RATE, headroom=0 if tight else 64))
+        t0 = time.perf_counter()
+        result = self.engine.transcribe(audio, **opts)
+        self.stats["busy_s"] += time.perf_counter() - t0
+        self.stats["transcriptions"] += 1
+        return [s for s in result.segments if not _NOISE_ONLY.match(s.text)]
+
+    def _maybe_partial(self) -> Iterator[StreamEvent]:
+        if self._utt_start is None or not self.partials or self.governor.level >= 2:
+            return
+        pos = self._audio.end
+        step = self.step * (2 if self.governor.level >= 1 else 1)
+        if pos - self._last_partial < step or pos - self._utt_start < self.min_speech:
+            return
+        if self.vad is not None and self.vad._silent_since is not None:
+            return  # the speaker paused: the final is likely due, don't delay it
+        self._last_partial = pos
+        segs = self._transcribe(self._audio.slice(self._utt_start, pos), tight=False)
+        text = " ".join(s.text.strip() for s in segs).strip()
+        self.stats["partials"] += 1
+        if text and text != self._last_partial_text:
+            self._last_partial_text = text
+            yield self._event(PARTIAL, text, self._utt_start, pos, tuple(self._shift(segs, self._utt_start, pos)))
+        yield from self._govern()
+
+    def _finalize(self, end: int, reopen: bool = False) -> Iterator[StreamEvent]:
+        start = self._utt_start
+        self._utt_start = None
+        end = min(end, self._audio.end)
+        if start is not None and end - start >= self.min_speech:
+            segs = self._shift(self._transcribe(self._audio.slice(start, end), tight=self.governor.level >= 2),
+                               start, end)
+            segs = [s for s in segs if s.text.strip()]
+            for i, seg in enumerate(segs):
+                ev = self._event(FINAL, seg.text.strip(), int(round(seg.start * SAMPLE_RATE)),
+                                 int(round(seg.end * SAMPLE_RATE)), (seg,))
+                if reopen and i == len(segs) - 1:  # the utterance goes on after a cut inside speech
+                    ev = dataclasses.replace(ev, detail={"cut_at": round(end / SAMPLE_RATE, 3)})
+                self.finals.append(ev)
+                self.stats["finals"] += 1
+                yield ev
+        if start is not None:
+            self._committed_end = max(self._committed_end, end)
+        self._audio.drop_before(min(end, self._keep_from()))
+        if reopen:
+            self._begin(end)
+        yield from self._govern()
+
+    def _shift(self, segs: List[Segment], start: int, end: int) -> List[Segment]:
+        """Segments in stream time, clamped to [start, end] and after the last final."""
+        lo = max(start, self._committed_end) / SAMPLE_RATE
+        hi = end / SAMPLE_RATE
+        out = []
+        for s in segs:
+            a = min(max(lo, start / SAMPLE_RATE + s.start), hi)
+            b = min(max(a, start / SAMPLE_RATE + s.end), hi)
+            out.append(dataclasses.replace(s, start=round(a, 3), end=round(b, 3), tokens=[], words=[]))
+            lo = b
+        return out
+
+    # ------------------------------------------------------------------ keeping up
+    def behind_s(self) -> float:
+        """Captured audio not yet taken in by the transcriber, seconds."""
+        return max(0, self.ring.written - self._audio.end) / SAMPLE_RATE
+
+    def _govern(self) -> Iterator[StreamEvent]:
+        behind = self.behind_s()
+        dropped = self.ring.dropped
+        if dropped > self._dropped_seen:
+            self.stats["dropped_s"] = dropped / SAMPLE_RATE
+            self._dropped_seen = dropped
+        change = self.governor.observe(behind)
+        if change > 0:
+            detail = {"level": self.governor.level, "behind_s": round(behind, 3)}
+            if self.governor.level == 3:
+                detail["model"] = self._downgrade_model()
+                if detail["model"] is None:
+                    detail["note"] = "no smaller model to switch to"
+                else:
+                    self.governor.cannot_go_below(3)
+            log.warning("streaming is %.2f s behind real time: economy level %d", behind, self.governor.level)
+            yield self._status(DEGRADED, **detail)
+        elif change < 0:
+            yield self._status(RECOVERED, level=self.governor.level, behind_s=round(behind, 3))
+
+    def _downgrade_model(self) -> Optional[str]:
+        """Ask a WhisperManager for its next smaller model (a plain Model has none)."""
+        downgrade = getattr(self.engine, "downgrade", None)
+        return downgrade(reason="falling behind real time") if callable(downgrade) else None
+
+    # ------------------------------------------------------------------ events
+    def _event(self, kind: str, text: str, start: int, end: int, segments=()) -> StreamEvent:
+        return StreamEvent(kind, text, round(start / SAMPLE_RATE, 3), round(end / SAMPLE_RATE, 3),
+                           self._utterance, tuple(segments), round(self.behind_s(), 3), self.clock())
+
+    def _status(self, kind: str, **detail) -> StreamEvent:
+        pos = self._audio.end / SAMPLE_RATE
+        return StreamEvent(kind, "", pos, pos, self._utterance, (), round(self.behind_s(), 3), self.clock(),
+                           detail)

@@ -1,0 +1,201 @@
+"""Voice-activity detection for streams: Silero (whisper.cpp's VAD runtime) plus the
+policy that turns per-frame speech probabilities into utterances.
+
+``VadContext`` (the Cython layer) runs the network; :class:`StreamingVad` feeds it
+whole 32 ms frames as audio arrives (the LSTM state carries over between calls),
+applies hysteresis (start above ``threshold``, end after ``min_silence_ms`` below
+``threshold - 0.15``, as Silero's own ``get_speech_timestamps`` does) and reports
+where speech starts and ends in absolute samples.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Tuple, Union
+
+import numpy as np
+
+from ..audio import SAMPLE_RATE
+from ..errors import ModelError
+
+__all__ = ["VadModelInfo", "StreamingVad", "VadBoundary", "default_vad_model", "validate_vad_model", "load_vad"]
+
+_ENV = "WHISPERX_NATIVE_VAD_MODEL"
+_FILE = "silero-v6.2.0-ggml.bin"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+#: whisper.cpp's source tree carries a working Silero v6.2.0 model (0.9 MB).
+_VENDORED = _PACKAGE_DIR.parents[1] / "vendor" / "whisper.cpp" / "models" / "for-tests-silero-v6.2.0-ggml.bin"
+
+
+@dataclass(frozen=True)
+class VadModelInfo:
+    path: Path
+    model_type: str        # "silero-16k"
+    version: str           # "6.2.0"
+    frame_samples: int     # samples per probability (512 at 16 kHz: 32 ms)
+
+
+def default_vad_model() -> Path:
+    """The Silero model to use when none is given: ``$WHISPERX_NATIVE_VAD_MODEL``, a copy
+    installed beside this module, or the one in the whisper.cpp source tree (checkouts
+    and editable installs)."""
+    env = os.environ.get(_ENV)
+    if env:
+        return Path(env)
+    for candidate in (_PACKAGE_DIR / _FILE, _VENDORED):
+        if candidate.is_file():
+            return candidate
+    raise ModelError(f"no Silero VAD model found: pass vad_model=path/to/ggml-silero-v6.2.0.bin or set {_ENV} "
+                     "(whisper.cpp's models/download-vad-model.sh fetches one)")
+
+
+def validate_vad_model(path: Union[str, os.PathLike]) -> VadModelInfo:
+    """Check a Silero ggml file's header before whisper.cpp reads it (it trusts its input)."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            head = f.read(256)
+            size = os.fstat(f.fileno()).st_size
+    except OSError as exc:
+        raise ModelError(f"{p}: cannot open the VAD model: {exc.strerror or exc}") from None
+    if len(head) < 8 or head[:4] != b"lmgg":
+        raise ModelError(f"{p}: not a ggml VAD model (bad magic)")
+    (n,) = struct.unpack_from("<i", head, 4)
+    if not 1 <= n <= 64 or len(head) < 8 + n + 20:
+        raise ModelError(f"{p}: not a ggml VAD model (bad header)")
+    model_type = head[8:8 + n].decode("ascii", "replace")
+    major, minor, patch, n_window, _n_context = struct.unpack_from("<5i", head, 8 + n)
+    if not model_type.startswith("silero") or not model_type.endswith("16k"):
+        raise ModelError(f"{p}: VAD model type {model_type!r} is not a 16 kHz Silero model")
+    if n_window <= 0 or n_window > SAMPLE_RATE or size < 64 * 1024:
+        raise ModelError(f"{p}: truncated or corrupt VAD model ({size} bytes, window {n_window})")
+    return VadModelInfo(p, model_type, f"{major}.{minor}.{patch}", n_window)
+
+
+def load_vad(path: Union[str, os.PathLike, None] = None, n_threads: int = 1):
+    """A validated native ``VadContext`` and its model info."""
+    from .._native import VadContext
+
+    info = validate_vad_model(path if path is not None else default_vad_model())
+    return VadContext(str(info.path), n_threads=n_threads), info
+
+
+@dataclass(frozen=True)
+class VadBoundary:
+    """Speech started (``kind="start"``) or ended (``"end"``) at absolute sample ``sample``."""
+    kind: str
+    sample: int
+
+
+class StreamingVad:
+    """Per-frame speech probabilities and utterance boundaries for a live stream.
+
+    Feed it audio with :meth:`feed` (absolute start index + samples); it returns
+    the boundaries found. Speech start/end are padded by ``speech_pad_ms`` so
+    whisper hears the onset and the last consonant. The most recent
+    ``history_s`` seconds of probabilities are kept for :meth:`quietest`.
+    """
+
+    def __init__(self, model: Union[str, os.PathLike, None] = None, *, threshold: float = 0.5,
+                 min_silence_ms: int = 500, speech_pad_ms: int = 200, n_threads: int = 1,
+                 history_s: float = 120.0) -> None:
+        self.ctx, self.info = load_vad(model, n_threads)
+        self.frame = self.info.frame_samples
+        self.threshold = float(threshold)
+        self.neg_threshold = max(0.01, self.threshold - 0.15)
+        self.min_silence_frames = max(1, int(round(min_silence_ms / 1000 * SAMPLE_RATE / self.frame)))
+        self.pad = int(speech_pad_ms / 1000 * SAMPLE_RATE)
+        self._pending = np.zeros(0, np.float32)  # samples of an incomplete frame
+        self._pos: Optional[int] = None          # absolute index of the next sample expected
+        self._probs: deque = deque(maxlen=max(1, int(history_s * SAMPLE_RATE / self.frame)))  # (frame start, p)
+        self.in_speech = False
+        self._silent_since: Optional[int] = None  # first quiet frame inside speech (absolute sample)
+        self._n_silent = 0
+        self.speech_frames = 0
+
+    def close(self) -> None:
+        self.ctx.close()
+
+    def __enter__(self) -> "StreamingVad":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def position(self) -> Optional[int]:
+        """Absolute sample index up to which audio has been classified."""
+        return None if self._pos is None else self._pos - self._pending.size
+
+    def feed(self, start: int, samples: np.ndarray) -> List[VadBoundary]:
+        """Classify ``samples`` (16 kHz float32) starting at absolute index ``start``.
+
+        A gap (``start`` after the previous end: audio was dropped) restarts the
+        network's state and ends any speech in progress at the gap."""
+        out: List[VadBoundary] = []
+        if self._pos is not None and start != self._pos:
+            if self.in_speech:
+                out.append(self._end(self.position))
+            self._pending = np.zeros(0, np.float32)
+            self.ctx.reset()
+        self._pos = start + samples.size
+        buf = np.concatenate([self._pending, samples]) if self._pending.size else samples
+        n_whole = (buf.size // self.frame) * self.frame
+        self._pending = np.array(buf[n_whole:], np.float32)
+        if n_whole == 0:
+            return out
+        first = self._pos - self._pending.size - n_whole  # absolute index of buf[0]
+        probs = self.ctx.detect(np.ascontiguousarray(buf[:n_whole], np.float32), reset=False)
+        for k, p in enumerate(probs):
+            at = first + k * self.frame
+            self._probs.append((at, float(p)))
+            b = self._step(at, float(p))
+            if b is not None:
+                out.append(b)
+        return out
+
+    def _step(self, at: int, p: float) -> Optional[VadBoundary]:
+        if not self.in_speech:
+            if p >= self.threshold:
+                self.in_speech = True
+                self._silent_since, self._n_silent = None, 0
+                self.speech_frames = 1
+                return VadBoundary("start", max(0, at - self.pad))
+            return None
+        self.speech_frames += 1
+        if p >= self.threshold:
+            self._silent_since, self._n_silent = None, 0
+        elif p < self.neg_threshold:
+            if self._silent_since is None:
+                self._silent_since = at
+            self._n_silent += 1
+            if self._n_silent >= self.min_silence_frames:
+                return self._end(min(self._silent_since + self.pad, at + self.frame))
+        return None
+
+    def _end(self, sample: int) -> VadBoundary:
+        self.in_speech = False
+        self._silent_since, self._n_silent = None, 0
+        return VadBoundary("end", sample)
+
+    def quietest(self, lo: int, hi: int, span: int = 5) -> Optional[int]:
+        """Middle of the quietest stretch of ``span`` frames (160 ms) within [lo, hi), or None.
+
+        A stretch, not a frame: the closure before a plosive ("plat|form") is one or
+        two quiet frames inside a word; a gap between words lasts longer."""
+        frames = [(at, p) for at, p in self._probs if lo <= at and at + self.frame <= hi]
+        if not frames:
+            return None
+        probs = np.array([p for _, p in frames])
+        k = min(span, probs.size)
+        mean = np.convolve(probs, np.ones(k) / k, mode="valid")
+        i = int(np.argmin(mean)) + k // 2
+        return frames[i][0] + self.frame // 2
+
+    def probabilities(self) -> List[Tuple[int, float]]:
+        """The kept (frame start sample, speech probability) pairs, oldest first."""
+        return list(self._probs)
