@@ -73,8 +73,8 @@ _STAMP = re.compile(r"^\[[0-9:.]+ --> [0-9:.]+\]")
 
 
 def cli_command(exe, model, wav, threads, extra=()):
-    """whisper-cli with timestamps on (as ours), English, no progress prints."""
-    return [str(exe), "-m", str(model), "-f", str(wav), "-t", str(threads), "-l", "en", "-np", *extra]
+    """whisper-cli with timestamps on (as ours), English; its timing report goes to stderr."""
+    return [str(exe), "-m", str(model), "-f", str(wav), "-t", str(threads), "-l", "en", *extra]
 
 
 def run_cli(exe, model, wav, threads, extra=()):
