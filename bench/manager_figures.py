@@ -46,11 +46,12 @@ def switch_time(a: str, b: str) -> float:
 
 
 def idle_rss(model: str) -> dict:
-    m = WhisperManager(model, idle_timeout=0.2, auto_downgrade=False, memory_budget=None)
+    unloaded = threading.Event()
+    m = WhisperManager(model, idle_timeout=0.2, auto_downgrade=False, memory_budget=None,
+                       on_event=lambda e: e.kind == "unloaded" and unloaded.set())
     m.transcribe(JFK, preset="fast")
     loaded = process_rss()
-    while m.loaded:
-        time.sleep(0.05)
+    unloaded.wait(30)  # the event comes after the native free and malloc_trim
     out = {"loaded_mb": loaded / 1e6, "after_unload_mb": process_rss() / 1e6}
     m.close()
     return out
