@@ -13,7 +13,7 @@ from typing import Iterable, List, Tuple
 from ..errors import MemoryBudgetError, ModelError
 from ..models import registry
 from ..models.ggml_file import validate
-from ..models.store import _looks_like_path
+from ..models.store import looks_like_path
 
 MB = 1_000_000
 #: Default peak budget for native memory (weights + states), bytes.
@@ -26,7 +26,7 @@ QUANTIZED_STEPS = ("q8_0", "q5_1", "q5_0", "q4_0")
 
 def need_of(name: str, n_states: int, beam_size: int = BUDGET_BEAM_SIZE) -> int:
     """Estimated native bytes of ``name`` (registry name or ggml path) with ``n_states`` calls."""
-    if _looks_like_path(name):
+    if looks_like_path(name):
         info = validate(name)
         return registry.estimate_memory(info.hparams, beam_size, n_states=n_states,
                                         weight_bytes=info.weight_bytes).total
@@ -36,7 +36,7 @@ def need_of(name: str, n_states: int, beam_size: int = BUDGET_BEAM_SIZE) -> int:
 def candidates(name: str, chain: Iterable[str]) -> List[str]:
     """``name``, its quantized variants the registry knows, then the models after it in ``chain``."""
     out = [name]
-    if not _looks_like_path(name):
+    if not looks_like_path(name):
         try:
             arch, quant = registry.parse_name(name)
         except ModelError:

@@ -44,7 +44,7 @@ log = logging.getLogger("whisperx_native.models")
 
 __all__ = ["cache_dir", "resolve_model_path", "install", "Installed", "Attempt", "installed_models", "measure_memory", "remove",
            "verify", "convert_packaged", "packaged_ct2_files", "CT2_PACKAGES", "DEFAULT_MODEL", "ENV_CACHE",
-           "ENV_OFFLINE"]
+           "ENV_OFFLINE", "looks_like_path"]
 
 #: The model the CLI uses when none is named.
 DEFAULT_MODEL = "base"
@@ -79,14 +79,15 @@ def cache_dir(explicit: "str | os.PathLike[str] | None" = None) -> Path:
     return Path(platformdirs.user_cache_dir("whisperx_native", appauthor=False))
 
 
-def _looks_like_path(model: str) -> bool:
+def looks_like_path(model: str) -> bool:
+    """Whether ``model`` names a file rather than a registry model."""
     return os.sep in model or "/" in model or model.endswith((".bin", ".ggml", ".gguf")) or os.path.exists(model)
 
 
 def resolve_model_path(model: "str | os.PathLike", cache: "Path | None" = None, **install_options) -> Path:
     """A ggml file path for ``model``: a path as it is, or a known name, installed on demand
     (``install_options`` as for :func:`install`)."""
-    if isinstance(model, os.PathLike) or _looks_like_path(str(model)):
+    if isinstance(model, os.PathLike) or looks_like_path(str(model)):
         p = Path(model).expanduser()
         if not p.exists():
             raise ModelError(f"model file not found: {p}")
