@@ -130,8 +130,11 @@ def _decode_options(args) -> Dict[str, object]:
         options["token_timestamps"] = True
     if args.vad:
         if "vad" not in {f.name for f in dataclasses.fields(DecodeOptions)}:
-            raise UsageError("--vad is not available yet (whisper.cpp's VAD is not wired into this build's "
-                             "decoding options); run without it")
+            # whisper.cpp 1.8.5 applies VAD only in whisper_full() on the context's own state,
+            # not in whisper_full_with_state() that our per-call states use; offline VAD will
+            # come through our own VadContext (the streaming transcriber already uses it).
+            raise UsageError("--vad is not available yet for file transcription (the streaming "
+                             "transcriber, whisperx_native.realtime, has VAD); run without it")
         options["vad"] = True
     return options
 
