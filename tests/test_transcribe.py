@@ -124,3 +124,22 @@ def test_base_translate_and_forced_language_run(base, jfk_samples):
     result = base.transcribe(jfk_samples, preset="fast", language="en", translate=True)
     assert "country" in result.text.lower()
     assert result.language_probs is None
+
+
+def test_vad_skips_silence_and_keeps_the_timeline(tiny, jfk_samples):
+    silence = np.zeros(wn.SAMPLE_RATE * 5, dtype=np.float32)
+    padded = np.concatenate([silence, jfk_samples, silence])
+    result = tiny.transcribe(padded, preset="fast", vad=True, token_timestamps=True)
+    assert normalize(result.text) == normalize(JFK_TEXT)
+    # times refer to the original audio, leading silence included
+    assert 4.5 <= result.segments[0].start <= 6.0
+    assert result.segments[-1].end <= 5.0 + jfk_samples.size / wn.SAMPLE_RATE + 0.5
+    assert all(4.5 <= t.start for s in result.segments for t in s.tokens if t.text.strip() and t.id < 50256)
+    assert tiny.transcribe(np.concatenate([silence, silence]), preset="fast", vad=True).text == ""
+
+
+def test_vad_model_is_checked_before_whisper_cpp_sees_it(tiny, jfk_samples, tmp_path):
+    bad = tmp_path / "vad.bin"
+    bad.write_bytes(b"\0" * 1000)
+    with pytest.raises(wn.ModelError):
+        tiny.transcribe(jfk_samples, vad=True, vad_model=str(bad))

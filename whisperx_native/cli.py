@@ -15,7 +15,6 @@ on stderr; ``--verbose`` adds tracebacks and whisper.cpp's log.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import json
 import logging
@@ -119,8 +118,6 @@ def _parser(models_cli) -> argparse.ArgumentParser:
 
 # ---------------------------------------------------------------------------- transcribe
 def _decode_options(args) -> Dict[str, object]:
-    from .options import DecodeOptions
-
     options: Dict[str, object] = {"language": args.language, "translate": args.translate}
     if args.beam_size is not None:
         options["beam_size"] = args.beam_size
@@ -129,12 +126,6 @@ def _decode_options(args) -> Dict[str, object]:
     if args.word_timestamps:
         options["token_timestamps"] = True
     if args.vad:
-        if "vad" not in {f.name for f in dataclasses.fields(DecodeOptions)}:
-            # whisper.cpp 1.8.5 applies VAD only in whisper_full() on the context's own state,
-            # not in whisper_full_with_state() that our per-call states use; offline VAD will
-            # come through our own VadContext (the streaming transcriber already uses it).
-            raise UsageError("--vad is not available yet for file transcription (the streaming "
-                             "transcriber, whisperx_native.realtime, has VAD); run without it")
         options["vad"] = True
     return options
 

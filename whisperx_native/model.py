@@ -18,6 +18,7 @@ from typing import Callable, Dict, List, Optional
 from . import _native
 from .audio import SAMPLE_RATE, AudioLike, as_samples
 from .cancel import CancelToken
+from .vad_filter import remap_segment, speech_only
 from .errors import ClosedError
 from .models import ggml_file
 from .models.store import resolve_model_path
@@ -190,15 +191,23 @@ class Model:
         if opts.n_threads > cpu_count():
             opts = opts.replace(n_threads=cpu_count())
         audio_s = samples.size / SAMPLE_RATE
+        to_original = None
+        if opts.vad and samples.size >= MIN_SAMPLES:
+            samples, to_original = _speech_only(samples, opts)
+            if samples.size == 0:  # no speech at all: nothing to transcribe, nothing invented
+                return Result([], opts.language, None, {"audio_seconds": audio_s, "total_ms": 0.0}, self.name)
         if samples.size < MIN_SAMPLES:
             log.warning("audio is %.0f ms long, shorter than whisper's 100 ms minimum: empty result",
-                        audio_s * 1000)
+                        samples.size / SAMPLE_RATE * 1000)
             return Result([], opts.language, None, {"audio_seconds": audio_s, "total_ms": 0.0}, self.name)
+
+        def native_segment(raw):
+            return raw if to_original is None else remap_segment(raw, to_original)
 
         on_segment = None
         if segment_callback is not None:
             def on_segment(raw):
-                segment_callback(_segment(raw))
+                segment_callback(_segment(native_segment(raw)))
 
         st = self._acquire()
         try:
@@ -240,7 +249,8 @@ class Model:
         words = None
         if opts.token_timestamps:
             words = _WordBuilder(_EOT + self.multilingual, language in _NO_SPACE_LANGUAGES)
-        return Result([_segment(s, words) for s in raw["segments"]], language, probs, timings, self.name)
+        return Result([_segment(native_segment(s), words) for s in raw["segments"]], language, probs, timings,
+                      self.name)
 
     def _check_language(self, opts):
         lang = opts.language
@@ -255,6 +265,18 @@ class Model:
             if opts.translate:
                 raise ValueError(f"{self.name} is an English-only model; translate needs a multilingual one")
         return opts
+
+
+def _speech_only(samples, opts):
+    """(speech of ``samples`` joined, map back to original times), by Silero VAD."""
+    from .realtime.vad import load_vad  # validates the Silero file: whisper.cpp trusts its input
+
+    vad, _info = load_vad(opts.vad_model, n_threads=min(opts.n_threads, 4))
+    try:
+        segments = vad.segments(samples)
+    finally:
+        vad.close()
+    return speech_only(samples, segments)
 
 
 def _clamp_threads(n: Optional[int]) -> int:

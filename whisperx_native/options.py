@@ -74,6 +74,8 @@ class DecodeOptions:
     audio_ctx: int = 0                   # 0 = the model's (1500); "auto" trimming in the fast preset
     offset_ms: int = 0
     duration_ms: int = 0
+    vad: bool = False                    # transcribe only the speech Silero VAD finds
+    vad_model: Optional[str] = None      # Silero ggml file; None: the packaged one
 
     def replace(self, **changes) -> "DecodeOptions":
         return dataclasses.replace(self, **changes)
