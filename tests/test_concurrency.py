@@ -20,30 +20,38 @@ def _spin_until(done: threading.Event) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def test_gil_is_released_during_transcription(tiny_en_ggml, long_samples):
-    # One inference thread on a 2-core machine leaves a core for the counting thread.
-    with wn.Model(tiny_en_ggml, n_threads=1) as m:
-        idle_done = threading.Event()
-        threading.Timer(1.0, idle_done.set).start()
-        idle_rate = _spin_until(idle_done)  # the same loop, nothing else running
-        done = threading.Event()
-        window = {}
+def _rate_ratio_during_transcription(m, samples) -> float:
+    idle_done = threading.Event()
+    threading.Timer(1.0, idle_done.set).start()
+    idle_rate = _spin_until(idle_done)  # the same loop, nothing else of ours running
+    done = threading.Event()
+    window = {}
 
-        def work():
-            window["t0"] = time.perf_counter()
-            m.transcribe(long_samples, preset="fast")
-            window["t1"] = time.perf_counter()
-            done.set()
+    def work():
+        window["t0"] = time.perf_counter()
+        m.transcribe(samples, preset="fast")
+        window["t1"] = time.perf_counter()
+        done.set()
 
-        t = threading.Thread(target=work)
-        t.start()
-        time.sleep(0.3)  # let the native run start
-        busy_rate = _spin_until(done)
-        t.join()
+    t = threading.Thread(target=work)
+    t.start()
+    time.sleep(0.3)  # let the native run start
+    busy_rate = _spin_until(done)
+    t.join()
     assert window["t1"] - window["t0"] > 1.0, "transcription too short to measure"
-    ratio = busy_rate / idle_rate
-    print(f"python thread ran at {ratio:.0%} of its idle rate during transcription")
-    assert ratio >= 0.8
+    return busy_rate / idle_rate
+
+
+def test_gil_is_released_during_transcription(tiny_en_ggml, long_samples):
+    # One inference thread on a 2-core machine leaves a core for the counting thread. A
+    # held GIL would stop the counting thread for the whole run (ratio near 0) in every
+    # attempt; other load on a shared machine only dents single attempts, so up to three.
+    ratios = []
+    with wn.Model(tiny_en_ggml, n_threads=1) as m:
+        while len(ratios) < 3 and (not ratios or max(ratios) < 0.8):
+            ratios.append(_rate_ratio_during_transcription(m, long_samples))
+    print(f"python thread ran at {', '.join(f'{r:.0%}' for r in ratios)} of its idle rate during transcription")
+    assert max(ratios) >= 0.8
 
 
 def test_two_states_of_one_model_run_at_the_same_time(tiny_en_ggml, jfk_samples):
