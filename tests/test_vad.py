@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import whisperx_native as wn
 from whisperx_native._native import VadContext
 from whisperx_native.errors import BusyError, ClosedError, ModelError
 from whisperx_native.realtime import StreamingVad, default_vad_model, validate_vad_model

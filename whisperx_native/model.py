@@ -204,10 +204,8 @@ class Model:
         def native_segment(raw):
             return raw if to_original is None else remap_segment(raw, to_original)
 
-        on_segment = None
-        if segment_callback is not None:
-            def on_segment(raw):
-                segment_callback(_segment(native_segment(raw)))
+        def on_segment(raw):
+            segment_callback(_segment(native_segment(raw)))
 
         st = self._acquire()
         try:
@@ -223,7 +221,8 @@ class Model:
                     opts = opts.replace(language=next(iter(probs)))
                 else:
                     opts = opts.replace(language="en")
-            raw = st.full(samples, opts, on_progress=progress_callback, on_segment=on_segment)
+            raw = st.full(samples, opts, on_progress=progress_callback,
+                          on_segment=on_segment if segment_callback is not None else None)
         finally:
             if on_state is not None:
                 on_state(None)
