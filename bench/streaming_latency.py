@@ -3,11 +3,14 @@
     python bench/streaming_latency.py                      # jfk + the 2-minute file, real-time pace
     python bench/streaming_latency.py --fast               # as fast as possible (CI-sized)
     python bench/streaming_latency.py --model path/to/ggml-tiny.en.bin --threads 2
+    python bench/streaming_latency.py --min-silence-long 0  # without adaptive endpointing
 
 A simulated capture thread plays each file into a ring buffer in 50 ms blocks at
 real-time pace; the streaming transcriber (Silero VAD, tiny.en, greedy) runs in
-this thread. Per spoken phrase (tests/data/long_speech.json; jfk's phrases come
-from the VAD) it measures:
+this thread, with its default endpointing (500 ms pause, adaptive down to
+``--min-silence-long`` ms for utterances past 8 s, forced cut at
+``--max-utterance`` s). Per spoken phrase (tests/data/long_speech.json; jfk's
+phrases come from the VAD) it measures:
 
 * to final: from the moment the phrase's last sample was pushed to the moment the
   last final covering it was emitted;
@@ -15,8 +18,9 @@ from the VAD) it measures:
   (partial or final) covering it.
 
 Also: the stream's real-time factor (whisper busy time / audio time), WER of the
-final text and of the offline transcript against the reference, worst push time
-(the consumer is busy transcribing meanwhile), overflow counts. Results go to
+final text and of the offline transcript against the reference, the number of
+utterances and of forced cuts inside speech (at ``--max-utterance``), worst push
+time (the consumer is busy transcribing meanwhile), overflow counts. Results go to
 bench/results/streaming.json.
 """
 
@@ -59,10 +63,11 @@ def phrases_of(name, audio):
     return json.loads((DATA / "long_speech.json").read_text())["phrases"]
 
 
-def run_stream(model, name, audio, ref, realtime, block_s, max_utterance_s):
+def run_stream(model, name, audio, ref, realtime, block_s, max_utterance_s, min_silence_long_ms=200):
     ring = RingBuffer(30.0)
     cap = SimulatedCapture(audio, ring, realtime=realtime, block_s=block_s)
     tr = StreamingTranscriber(model, ring, clock=time.perf_counter, max_utterance_s=max_utterance_s,
+                              min_silence_long_ms=min_silence_long_ms or None,
                               latency_budget_s=1.5 if realtime else None)
     cap.start()
     t0 = time.perf_counter()
@@ -85,7 +90,10 @@ def run_stream(model, name, audio, ref, realtime, block_s, max_utterance_s):
         "file": name,
         "audio_s": round(audio.size / SR, 2),
         "mode": "real-time" if realtime else "fast", "max_utterance_s": max_utterance_s,
+        "min_silence_long_ms": min_silence_long_ms or None,
         "phrases": len(to_final),
+        "utterances": len({e.utterance for e in tr.finals}),
+        "forced_cuts": sum("cut_at" in e.detail for e in tr.finals),
         "to_final_p50_s": pct(to_final, 50), "to_final_p95_s": pct(to_final, 95),
         "to_final_max_s": round(max(to_final), 3) if to_final else None,
         "to_first_partial_p50_s": pct(to_partial, 50), "to_first_partial_p95_s": pct(to_partial, 95),
@@ -140,6 +148,8 @@ def main(argv=None):
     ap.add_argument("--block", type=float, default=0.05, help="capture block, seconds")
     ap.add_argument("--max-utterance", type=float, default=20.0,
                     help="longest utterance before a forced cut, seconds (the latency bound in pauseless speech)")
+    ap.add_argument("--min-silence-long", type=int, default=200,
+                    help="pause (ms) that ends an utterance past 8 s: adaptive endpointing (0: off, always 500 ms)")
     ap.add_argument("--out", default=str(HERE / "results" / "streaming.json"))
     args = ap.parse_args(argv)
 
@@ -148,7 +158,8 @@ def main(argv=None):
     rows = []
     with wn.Model(args.model, n_threads=args.threads) as model:
         for name, audio, ref in files:
-            row = run_stream(model, name, audio, ref, not args.fast, args.block, args.max_utterance)
+            row = run_stream(model, name, audio, ref, not args.fast, args.block, args.max_utterance,
+                             args.min_silence_long)
             rows.append(row)
             print(json.dumps(row), flush=True)
     stress = ring_stress()

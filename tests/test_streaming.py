@@ -7,6 +7,7 @@ latency is measured by bench/streaming_latency.py, not asserted here.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -237,3 +238,83 @@ def test_on_a_manager(tiny_en_ggml, jfk_samples):
         tr, events, _ = stream(mgr, jfk_samples, realtime=False)
         check_structure(tr, events)
         assert wer(JFK_TEXT, tr.text) < 0.2
+
+
+def _pauseless_runs(phrases, max_gap_s=0.5):
+    """Groups of consecutive phrases with less than ``max_gap_s`` between them."""
+    runs = [[phrases[0]]]
+    for a, b in zip(phrases, phrases[1:]):
+        if b["start"] - a["end"] < max_gap_s:
+            runs[-1].append(b)
+        else:
+            runs.append([b])
+    return [r for r in runs if len(r) > 1]
+
+
+def test_adaptive_endpoint_detects_sentence_ends_in_pauseless_speech(long_speech):
+    """Silero on the real file, fed frame by frame: with adaptive endpointing every
+    sentence's end is detected within 0.6 s of audio, also inside the 18 s run whose
+    sentences are only 0.35-0.45 s apart; with a fixed 500 ms pause the run's first
+    sentences are not endpointed before the run ends."""
+    from whisperx_native.realtime import StreamingVad
+
+    audio, _, layout = long_speech
+    phrases = layout["phrases"]
+    (run,) = [r for r in _pauseless_runs(phrases) if r[-1]["end"] - r[0]["start"] > 15.0]
+
+    def detected_ends(**kw):
+        """(end sample, audio position when it was reported), in seconds."""
+        out = []
+        with StreamingVad(**kw) as v:
+            if kw.get("min_silence_long_ms"):
+                # the requirement slides from 500 ms (<= 3 s of speech) to 200 ms (>= 8 s)
+                need = [v.silence_frames_needed(int(s * SR)) for s in np.arange(0, 12, 0.25)]
+                assert need[0] == v.min_silence_frames == 16 and need[-1] == v.min_silence_long_frames == 6
+                assert all(a >= b for a, b in zip(need, need[1:]))
+            for i in range(0, audio.size, 512):
+                out += [(b.sample / SR, (i + 512) / SR) for b in v.feed(i, audio[i:i + 512]) if b.kind == "end"]
+        return out
+
+    def delays(ends):
+        return [min((at for s, at in ends if s >= ph["end"] - 0.3), default=np.inf) - ph["end"] for ph in phrases]
+
+    adaptive = detected_ends(min_silence_ms=500, min_silence_long_ms=200)
+    assert max(delays(adaptive)) < 0.6, delays(adaptive)
+    for a, b in zip(run, run[1:]):   # the cut falls in the gap between the sentences, not in a word
+        assert [s for s, _ in adaptive if a["end"] - 0.05 < s < b["start"] + 0.05], (a["text"], b["text"])
+    fixed = detected_ends(min_silence_ms=500)
+    assert all(d > 5.0 for d in delays(fixed)[phrases.index(run[0]):phrases.index(run[-1])])
+
+
+def test_adaptive_endpoint_finalizes_each_sentence_of_a_pauseless_run(tiny, long_speech, long_stream):
+    """The stream (default settings) ends an utterance at each sentence gap of the 18 s
+    run instead of holding all of it to the end (or to the max_utterance_s cut):
+    each sentence is final in its own utterance, with no word lost or repeated at the
+    seams, and the file needs no forced cut at all. Without adaptive endpointing the
+    run stays one utterance."""
+    audio, _, layout = long_speech
+    (run,) = [r for r in _pauseless_runs(layout["phrases"]) if r[-1]["end"] - r[0]["start"] > 15.0]
+    tr, events, _ = long_stream
+    finals = check_structure(tr, events)
+    assert not [f for f in finals if "cut_at" in f.detail]
+
+    def utterances_of(finals, ph):
+        return {f.utterance for f in finals if f.start < ph["end"] and f.end > ph["start"]}
+
+    utts = [utterances_of(finals, ph) for ph in run]
+    assert all(utts), utts
+    for a, b in zip(utts, utts[1:]):
+        assert not a & b, utts          # consecutive sentences are finalized separately
+    # seams between the run's utterances: no word lost, repeated or split
+    mine = [f for f in finals if f.utterance in set().union(*utts)]
+    marked = [dataclasses.replace(f, detail={"cut_at": f.end}) if g.utterance != f.utterance else f
+              for f, g in zip(mine, mine[1:])] + mine[-1:]
+    lost, repeated, split, n_seams = seam_errors(" ".join(ph["text"] for ph in run), marked)
+    assert n_seams == len(run) - 1
+    assert lost == [] and repeated == [] and split == [], (lost, repeated, split)
+
+    # the same stretch with a fixed 500 ms endpoint: one utterance
+    lo, hi = int((run[0]["start"] - 0.5) * SR), int((run[-1]["end"] + 1.0) * SR)
+    tr2, events2, _ = stream(tiny, audio[lo:hi], realtime=False, min_silence_long_ms=None, partials=False)
+    check_structure(tr2, events2)
+    assert len({f.utterance for f in tr2.finals}) == 1 and not [f for f in tr2.finals if "cut_at" in f.detail]

@@ -6,13 +6,24 @@ How text is committed, so that words are neither lost nor repeated at seams:
   utterance; an utterance is transcribed as a whole once it ends, and that text
   is final. No audio is transcribed into two finals, so no seam can repeat words.
 * With VAD (default), an utterance is a stretch of speech: it starts where Silero
-  hears speech (padded back a little) and ends after ``min_silence_ms`` of
-  silence. Silence between utterances is never sent to whisper: no hallucinated
-  text on silence, and no compute spent on it.
-* An utterance longer than ``max_utterance_s`` (someone who never pauses, or the
-  sliding window mode without VAD) is cut at the *quietest* 32 ms frame of its
-  last 40 %: the lowest speech probability (or energy), i.e. a breath or a word
-  gap, not the middle of a word.
+  hears speech (padded back a little) and ends at the next pause. Silence between
+  utterances is never sent to whisper: no hallucinated text on silence, and no
+  compute spent on it.
+* Adaptive endpointing: how long that pause must be depends on how long the
+  utterance has run. Up to ``adaptive_from_s`` (3 s) of speech it takes
+  ``min_silence_ms`` (500 ms), so short utterances are not chopped at commas; the
+  requirement then slides down linearly to ``min_silence_long_ms`` (200 ms) at
+  ``adaptive_to_s`` (8 s) and stays there. A speaker who hardly pauses is thus cut
+  at the next gap between sentences or clauses, which Silero hears as a few
+  hundred ms of non-speech, instead of at the ``max_utterance_s`` cap: the final
+  text of a long stretch comes a fraction of a second after its sentence ends, not
+  up to ``max_utterance_s`` later. The cut is a VAD end like any other (in a real
+  gap, no audio shared with the next utterance), so the invariant above holds.
+  ``min_silence_long_ms=None`` turns this off (every pause needs ``min_silence_ms``).
+* An utterance longer than ``max_utterance_s`` (someone who never pauses even
+  briefly, or the sliding window mode without VAD) is cut at the *quietest*
+  stretch of its last 40 %: the lowest speech probability (or energy), i.e. a
+  breath or a word gap, not the middle of a word. This is the last resort.
 * While an utterance runs, it is re-transcribed every ``step_s`` seconds of new
   audio for *partial* results (skipped when the transcriber is behind, or when
   the speaker has just paused and the final is about to come).
@@ -103,7 +114,18 @@ class StreamingTranscriber:
     downgrade). ``vad=True`` cuts utterances with Silero (``vad_model`` defaults to
     :func:`~whisperx_native.realtime.vad.default_vad_model`); ``vad=False`` runs a
     sliding window of ``max_utterance_s`` seconds over all audio, re-transcribed
-    every ``step_s`` for partials. ``latency_budget_s`` is the backlog above which
+    every ``step_s`` for partials.
+
+    Endpointing (with VAD; see the module docstring): an utterance ends after a
+    pause of ``min_silence_ms`` if it has run at most ``adaptive_from_s`` seconds,
+    of ``min_silence_long_ms`` if it has run ``adaptive_to_s`` seconds or more
+    (linear in between; ``None`` = always ``min_silence_ms``), and is cut inside
+    speech at ``max_utterance_s`` at the latest. A :class:`StreamingVad` passed as
+    ``vad`` brings its own endpointing settings and these keywords are ignored.
+    ``speech_pad_ms`` pads utterances into the surrounding silence;
+    ``min_speech_ms`` is the shortest utterance sent to whisper.
+
+    ``latency_budget_s`` is the backlog above which
     cheaper settings kick in (None: never, e.g. for files fed faster than real
     time). Other keywords (``language``, ``preset``, ``n_threads`` ...) go to
     ``transcribe``.
@@ -114,7 +136,9 @@ class StreamingTranscriber:
 
     def __init__(self, engine, ring: RingBuffer, *, vad: Union[bool, StreamingVad] = True,
                  vad_model: Union[str, os.PathLike, None] = None, vad_threshold: float = 0.5,
-                 min_silence_ms: int = 500, speech_pad_ms: int = 200, min_speech_ms: int = 200,
+                 min_silence_ms: int = 500, min_silence_long_ms: Optional[int] = 200,
+                 adaptive_from_s: float = 3.0, adaptive_to_s: float = 8.0,
+                 speech_pad_ms: int = 200, min_speech_ms: int = 200,
                  step_s: float = 1.0, max_utterance_s: float = 20.0, partials: bool = True,
                  latency_budget_s: Optional[float] = 1.5,
                  language: Optional[str] = "en", preset: str = "fast",
@@ -130,7 +154,8 @@ class StreamingTranscriber:
             self._own_vad = False
         elif vad:
             self.vad = StreamingVad(vad_model, threshold=vad_threshold, min_silence_ms=min_silence_ms,
-                                    speech_pad_ms=speech_pad_ms)
+                                    speech_pad_ms=speech_pad_ms, min_silence_long_ms=min_silence_long_ms,
+                                    adaptive_from_s=adaptive_from_s, adaptive_to_s=adaptive_to_s)
             self._own_vad = True
         else:
             self.vad, self._own_vad = None, False
@@ -252,6 +277,8 @@ class StreamingTranscriber:
             cut = self.vad.quietest(lo, hi) if self.vad is not None else None
             if cut is None:
                 cut = self._audio.quietest(lo, hi) or hi
+            if self.vad is not None:
+                self.vad.split_at(cut)  # the adaptive endpoint measures the new utterance from the cut
             yield from self._finalize(cut, reopen=True)
 
     def _keep_from(self) -> int:

@@ -6,6 +6,14 @@ whole 32 ms frames as audio arrives (the LSTM state carries over between calls),
 applies hysteresis (start above ``threshold``, end after ``min_silence_ms`` below
 ``threshold - 0.15``, as Silero's own ``get_speech_timestamps`` does) and reports
 where speech starts and ends in absolute samples.
+
+Adaptive endpointing (``min_silence_long_ms``): the longer the speech segment has
+run, the shorter the pause that ends it. Up to ``adaptive_from_s`` seconds of
+speech a pause must last ``min_silence_ms``; from ``adaptive_to_s`` on,
+``min_silence_long_ms`` is enough; in between the requirement slides linearly. So a
+speaker who hardly pauses is still cut at the gaps between sentences (which Silero
+sees as a few hundred ms below threshold) instead of running on to a forced cut,
+while short utterances keep the long, safe endpoint.
 """
 
 from __future__ import annotations
@@ -98,16 +106,32 @@ class StreamingVad:
     the boundaries found. Speech start/end are padded by ``speech_pad_ms`` so
     whisper hears the onset and the last consonant. The most recent
     ``history_s`` seconds of probabilities are kept for :meth:`quietest`.
+
+    ``min_silence_long_ms`` (None: off, every pause must last ``min_silence_ms``)
+    turns on adaptive endpointing, see the module docstring: the pause that ends a
+    segment which has run ``adaptive_to_s`` seconds or more needs only
+    ``min_silence_long_ms`` (never more than ``min_silence_ms``). A consumer that cuts a segment itself (a forced cut
+    inside speech) calls :meth:`split_at` so the length restarts from the cut.
     """
 
     def __init__(self, model: Union[str, os.PathLike, None] = None, *, threshold: float = 0.5,
                  min_silence_ms: int = 500, speech_pad_ms: int = 200, n_threads: int = 1,
-                 history_s: float = 120.0) -> None:
+                 history_s: float = 120.0, min_silence_long_ms: Optional[int] = None,
+                 adaptive_from_s: float = 3.0, adaptive_to_s: float = 8.0) -> None:
+        if min_silence_long_ms is not None and min_silence_long_ms <= 0:
+            raise ValueError("min_silence_long_ms must be > 0 (or None)")
+        if not 0 <= adaptive_from_s <= adaptive_to_s:
+            raise ValueError("need 0 <= adaptive_from_s <= adaptive_to_s")
         self.ctx, self.info = load_vad(model, n_threads)
         self.frame = self.info.frame_samples
         self.threshold = float(threshold)
         self.neg_threshold = max(0.01, self.threshold - 0.15)
-        self.min_silence_frames = max(1, int(round(min_silence_ms / 1000 * SAMPLE_RATE / self.frame)))
+        self.min_silence_frames = self._frames(min_silence_ms)
+        self.min_silence_long_frames = self._frames(min_silence_long_ms if min_silence_long_ms is not None
+                                                    else min_silence_ms)
+        self.adaptive_from = int(adaptive_from_s * SAMPLE_RATE)
+        self.adaptive_to = int(adaptive_to_s * SAMPLE_RATE)
+        self._seg_start: Optional[int] = None     # onset of the speech segment (or the last split_at)
         self.pad = int(speech_pad_ms / 1000 * SAMPLE_RATE)
         self._pending = np.zeros(0, np.float32)  # samples of an incomplete frame
         self._pos: Optional[int] = None          # absolute index of the next sample expected
@@ -116,6 +140,9 @@ class StreamingVad:
         self._silent_since: Optional[int] = None  # first quiet frame inside speech (absolute sample)
         self._n_silent = 0
         self.speech_frames = 0
+
+    def _frames(self, ms: float) -> int:
+        return max(1, int(round(ms / 1000 * SAMPLE_RATE / self.frame)))
 
     def close(self) -> None:
         self.ctx.close()
@@ -158,12 +185,29 @@ class StreamingVad:
                 out.append(b)
         return out
 
+    def silence_frames_needed(self, speech_samples: int) -> int:
+        """Quiet frames that end a segment which has run ``speech_samples`` before the pause."""
+        short, long_ = self.min_silence_frames, self.min_silence_long_frames
+        if long_ >= short or speech_samples <= self.adaptive_from:
+            return short
+        if speech_samples >= self.adaptive_to:
+            return long_
+        f = (speech_samples - self.adaptive_from) / (self.adaptive_to - self.adaptive_from)
+        return int(round(short + f * (long_ - short)))
+
+    def split_at(self, sample: int) -> None:
+        """The consumer cut the current segment at ``sample``: measure its length from there.
+        (A cut before the current segment's onset, e.g. of one that already ended, changes nothing.)"""
+        if self.in_speech and self._seg_start is not None and sample > self._seg_start:
+            self._seg_start = sample
+
     def _step(self, at: int, p: float) -> Optional[VadBoundary]:
         if not self.in_speech:
             if p >= self.threshold:
                 self.in_speech = True
                 self._silent_since, self._n_silent = None, 0
                 self.speech_frames = 1
+                self._seg_start = at
                 return VadBoundary("start", max(0, at - self.pad))
             return None
         self.speech_frames += 1
@@ -173,13 +217,13 @@ class StreamingVad:
             if self._silent_since is None:
                 self._silent_since = at
             self._n_silent += 1
-            if self._n_silent >= self.min_silence_frames:
+            if self._n_silent >= self.silence_frames_needed(self._silent_since - self._seg_start):
                 return self._end(min(self._silent_since + self.pad, at + self.frame))
         return None
 
     def _end(self, sample: int) -> VadBoundary:
         self.in_speech = False
-        self._silent_since, self._n_silent = None, 0
+        self._silent_since, self._n_silent, self._seg_start = None, 0, None
         return VadBoundary("end", sample)
 
     def quietest(self, lo: int, hi: int, span: int = 5) -> Optional[int]:
