@@ -55,6 +55,8 @@ class State:
         on_progress: Optional[Callable[[int], None]] = ...,
         on_segment: Optional[Callable[[RawSegment], None]] = ...,
         token_details: bool = ...,
+        mel: Optional[np.ndarray] = ...,
+        mel_frames: int = ...,
     ) -> Dict[str, Any]: ...
 
 # vad.pxi: Silero voice-activity detection

@@ -582,15 +582,23 @@ cdef class State:
         return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
     def full(self, const float[::1] samples, object opts, *, object on_progress=None,
-             object on_segment=None, bint token_details=True):
+             object on_segment=None, bint token_details=True, object mel=None, int mel_frames=0):
         """Run ``whisper_full_with_state`` on 16 kHz mono float32 samples.
 
         ``opts`` is a whisperx_native.options.DecodeOptions-like object (attributes
         read below). Returns a dict of raw results; the GIL is released for the whole
-        native run. Raises Cancelled, InferenceError, or what a callback raised."""
+        native run. Raises Cancelled, InferenceError, or what a callback raised.
+
+        ``mel`` (float32, C-contiguous, n_mel x n_len, see whisperx_native.features)
+        replaces whisper.cpp's own feature computation; ``mel_frames`` is how many of
+        its frames cover the audio (whisper.cpp's n_len_org). Not with offset_ms,
+        duration_ms or token timestamps (those read the samples)."""
         cdef w.whisper_full_params p
         cdef Py_ssize_t n = samples.shape[0]
         cdef const float * data = &samples[0] if n > 0 else NULL
+        cdef const float[:, ::1] mel_view
+        cdef const float * mel_data = NULL
+        cdef int mel_len = 0, mel_n = 0
         cdef int rc = 0, i, nseg
         cdef int64_t t_start, t_end
         cdef w.whisper_context * c
@@ -604,6 +612,18 @@ cdef class State:
             _fill_params(&p, opts, keep)
             if n > 2147483647:
                 raise ValueError("audio too long for whisper.cpp (int32 sample count)")
+            if mel is not None:
+                mel_view = mel
+                mel_n, mel_len = mel_view.shape[0], mel_view.shape[1]
+                if mel_n != w.whisper_model_n_mels(c):
+                    raise ValueError(f"mel has {mel_n} bands, the model {w.whisper_model_n_mels(c)}")
+                if not 0 < mel_frames <= mel_len or mel_frames > 2147483647 // 10:
+                    raise ValueError(f"mel_frames must be in 1..{mel_len}, got {mel_frames}")
+                if p.offset_ms or p.duration_ms or p.token_timestamps:
+                    raise ValueError("a precomputed mel does not go with offset_ms, duration_ms or token timestamps")
+                mel_data = &mel_view[0, 0]
+                # whisper_set_mel counts every frame as audio: the padding must not be transcribed.
+                p.duration_ms = mel_frames * 10
             self._on_progress = on_progress
             self._on_segment = on_segment
             self._cb_error = None
@@ -634,7 +654,14 @@ cdef class State:
             with nogil:
                 t_start = ggml_time_us()
                 self._ctl.t_phase = t_start
-                rc = w.whisper_full_with_state(c, self._st, p, data, <int>n)
+                if mel_data != NULL:
+                    rc = w.whisper_set_mel_with_state(c, self._st, mel_data, mel_len, mel_n)
+                    if rc == 0:
+                        rc = w.whisper_full_with_state(c, self._st, p, NULL, 0)
+                    else:
+                        rc = -2
+                else:
+                    rc = w.whisper_full_with_state(c, self._st, p, data, <int>n)
                 _phase_to(&self._ctl, PHASE_MEL)
                 t_end = ggml_time_us()
 

@@ -164,6 +164,8 @@ cdef extern from "whisper.h" nogil:
 
     int whisper_pcm_to_mel_with_state(whisper_context * ctx, whisper_state * state,
                                       const float * samples, int n_samples, int n_threads)
+    int whisper_set_mel_with_state(whisper_context * ctx, whisper_state * state,
+                                   const float * data, int n_len, int n_mel)
     int whisper_lang_auto_detect_with_state(whisper_context * ctx, whisper_state * state,
                                             int offset_ms, int n_threads, float * lang_probs)
 

@@ -48,6 +48,7 @@ __all__ = [
     "SUPPORTED_FTYPES",
     "GGMLType",
     "GGMLWriter",
+    "read_mel_filters",
     "HParams",
     "Header",
     "ModelInfo",
@@ -101,6 +102,11 @@ class GGMLType:
     @property
     def is_quantized(self) -> bool:
         return self.block_size > 1
+
+    @property
+    def stored_as_bytes(self) -> bool:
+        """Written from encoded bytes rather than a numpy float array (numpy has no bfloat16)."""
+        return self.is_quantized or self.name == "bf16"
 
     def nbytes(self, ne: Sequence[int]) -> int:
         """Bytes of a tensor with ggml dims ``ne`` (rows must hold whole blocks)."""
@@ -195,7 +201,7 @@ FTYPE_TO_GGML_TYPE: dict[int, GGMLType] = {
 # from its quantize tool. ftype 0 (all F32) is excluded on purpose: it makes the
 # conv kernels F32, and ggml's CPU im2col asserts src0 is F16, aborting the
 # process on the first encode.
-SUPPORTED_FTYPES = frozenset({1, 2, 3, 7, 8, 9, 10, 11, 12, 13, 14})
+SUPPORTED_FTYPES = frozenset({1, 2, 3, 7, 8, 9, 10, 11, 12, 13, 14, 24})
 
 
 def ggml_type(key: int | str) -> GGMLType:
@@ -479,7 +485,7 @@ class GGMLWriter:
             raise ModelError(f"tensor {name!r} is not part of a whisper.cpp model")
         if name in self._written:
             raise ModelError(f"tensor {name!r} written twice")
-        if spec.type.is_quantized:
+        if spec.type.stored_as_bytes:
             if data.dtype != np.uint8 or data.ndim != 1 or data.size != spec.nbytes:
                 raise ModelError(f"tensor {name!r} ({spec.type.name}) needs {spec.nbytes} uint8 bytes, "
                                  f"got {data.dtype} of shape {data.shape}")
@@ -759,6 +765,18 @@ def read_vocab(path: str | os.PathLike[str]) -> list[bytes]:
         _, _, _, tokens = _parse_header(r, collect_tokens=True)
     assert tokens is not None
     return tokens
+
+
+def read_mel_filters(path: str | os.PathLike[str]) -> np.ndarray:
+    """The mel filterbank stored in the file, float32 (n_mel, 201): what whisper.cpp
+    multiplies its power spectrum with."""
+    with _reading(path) as r:
+        hp = HParams.from_bytes(r.exact(4, HParams._STRUCT.size, "the hyperparameters"))
+        n_mel, n_fft = struct.unpack("<2i", r.exact(_HEADER_SIZE, 8, "the mel filterbank size"))
+        if n_mel != hp.n_mels or n_fft != WHISPER_N_FFT_BINS:
+            raise ModelError(f"mel filterbank is {n_mel}x{n_fft}, expected {hp.n_mels}x{WHISPER_N_FFT_BINS}")
+        raw = r.exact(_HEADER_SIZE + 8, 4 * n_mel * n_fft, "the mel filterbank")
+    return np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(n_mel, n_fft)
 
 
 def validate(path: str | os.PathLike[str]) -> ModelInfo:
