@@ -713,6 +713,8 @@ cdef int _fill_params(w.whisper_full_params * p, object o, list keep) except -1:
     p.greedy.best_of = best_of
     p.translate = bool(o.translate)
     p.no_context = bool(o.no_context)
+    if not o.condition_on_previous_text:
+        p.n_max_text_ctx = 0
     p.no_timestamps = not bool(o.timestamps)
     p.single_segment = bool(o.single_segment)
     p.token_timestamps = bool(o.token_timestamps)
