@@ -311,7 +311,7 @@ def test_absurd_hparam_values(work_file: Path, field: str, value: int) -> None:
         ("ftype", 4, "unknown to ggml"),
         ("ftype", 5, "unknown to ggml"),
         ("ftype", 28, "unknown to ggml"),
-        ("ftype", 24, "bf16 weights) is not supported"),
+        ("ftype", 15, "weights) is not supported"),
         ("ftype", 3001, "quantization version 3"),
         ("ftype", 2, "quantization format v0"),
         ("ftype", 2002, "has type f16, expected q4_0"),
@@ -488,7 +488,7 @@ def test_ggml_type_table() -> None:
         ggml_type("q4_K").nbytes((384, 1))
     assert {f: FTYPE_TO_GGML_TYPE[f].name for f in SUPPORTED_FTYPES} == {
         1: "f16", 2: "q4_0", 3: "q4_1", 7: "q8_0", 8: "q5_0", 9: "q5_1",
-        10: "q2_K", 11: "q3_K", 12: "q4_K", 13: "q5_K", 14: "q6_K",
+        10: "q2_K", 11: "q3_K", 12: "q4_K", 13: "q5_K", 14: "q6_K", 24: "bf16",
     }  # fmt: skip
 
 

@@ -30,11 +30,21 @@ _MEL_OFFSET = 4 + 44 + 8  # magic, hparams, n_mel and n_fft
 _CHUNK_VALUES = 1 << 22  # float32 values converted at a time (16 MB)
 
 
+def bf16_bits(data: np.ndarray) -> np.ndarray:
+    """float values -> bfloat16 bit patterns (round to nearest even, as ggml's
+    ggml_fp32_to_bf16), as a flat uint8 array."""
+    u = np.ascontiguousarray(data, dtype=np.float32).reshape(-1).view(np.uint32)
+    rounded = (u + (np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1)))) >> np.uint32(16)
+    return rounded.astype("<u2").view(np.uint8)
+
+
 def quantize_matrix(data: np.ndarray, qtype: str, n_threads: int = 2) -> np.ndarray:
     """Quantize a 2-D float matrix (numpy shape (rows, row_len)) to ``qtype``;
     returns the encoded blocks as a flat uint8 array."""
     from .._native import _core
 
+    if qtype == "bf16":
+        return bf16_bits(data)
     t = ggml_type(qtype)
     rows, cols = data.shape
     if cols % t.block_size:
@@ -85,7 +95,7 @@ def quantize_model(src: "str | os.PathLike[str]", dst: "str | os.PathLike[str]",
             spec = specs[t.name]
             raw = data[t.offset:t.offset + t.nbytes]
             values = raw.view(np.float16 if t.type.name == "f16" else np.float32).reshape(t.shape)
-            if spec.type.is_quantized:
+            if spec.type.stored_as_bytes:
                 writer.write_tensor(t.name, quantize_matrix(values, qtype, n_threads))
             else:
                 writer.write_tensor(t.name, values)

@@ -53,6 +53,9 @@ ARCHS: Dict[str, HParams] = {
 QUANT_TYPES: Dict[str, int] = {
     "q8_0": 7, "q5_0": 8, "q5_1": 9, "q4_0": 2, "q4_1": 3,
     "q2_k": 10, "q3_k": 11, "q4_k": 12, "q5_k": 13, "q6_k": 14,
+    # Not a quantization but the same kind of derived file: F16 weights rounded to bfloat16,
+    # which llamafile's kernels multiply with AVX512-BF16 at twice the F16 rate.
+    "bf16": 24,
 }
 
 #: SHA-1 of the official files, from whisper.cpp 1.8.5 models/README.md.

@@ -79,7 +79,7 @@ def write_synthetic(path: "str | os.PathLike[str]", arch: str, quant: Optional[s
             else:
                 data = random_tensor(spec.n_elements)
             data = data.reshape(spec.shape)
-            if spec.type.is_quantized:
+            if spec.type.stored_as_bytes:
                 writer.write_tensor(spec.name, quantize_matrix(data, spec.type.name))
             else:
                 writer.write_tensor(spec.name, data.astype(np.float16 if spec.type is F16 else np.float32))

@@ -1,0 +1,122 @@
+"""The speed levers of issue 7 do what they claim without changing results.
+
+Speed itself is claimed in bench/ (pytest-benchmark, against peers in the same run);
+here: numpy log-mel features give whisper.cpp the same input as its own FFT, the
+bf16 model file works, the build has the kernels it asks for, and the fast preset
+does not condition on the previous window.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import whisperx_native as wn
+from whisperx_native import features
+from whisperx_native.models import ggml_file
+from whisperx_native.models.quantize import bf16_bits, quantize_model
+from whisperx_native.options import PRESETS
+
+JFK = "ask not what your country can do for you"
+
+
+def _texts_both_ways(model: wn.Model, samples: np.ndarray, **opts):
+    try:
+        model.numpy_features = False
+        native = model.transcribe(samples, **opts)
+        model.numpy_features = True
+        ours = model.transcribe(samples, **opts)
+    finally:
+        model.numpy_features = True
+    return native, ours
+
+
+def test_numpy_features_give_whisper_cpp_the_same_input(tiny, jfk_samples, long_samples) -> None:
+    """Same segments, same text and the same token probabilities (to float rounding)
+    whichever side computes the log-mel spectrogram, on one window and on two."""
+    for samples in (jfk_samples, long_samples):
+        native, ours = _texts_both_ways(tiny, samples, preset="fast", language="en")
+        assert JFK in ours.text.lower()
+        assert [s.text for s in ours.segments] == [s.text for s in native.segments]
+        assert [(s.start, s.end) for s in ours.segments] == [(s.start, s.end) for s in native.segments]
+        p_native = [t.p for s in native.segments for t in s.tokens]
+        p_ours = [t.p for s in ours.segments for t in s.tokens]
+        assert len(p_native) == len(p_ours) > 10
+        assert np.allclose(p_native, p_ours, atol=2e-3)
+
+
+def test_numpy_features_shape_and_padding(tiny) -> None:
+    filters = ggml_file.read_mel_filters(tiny.path)
+    assert filters.shape == (80, 201) and filters.dtype == np.float32
+    x = np.random.default_rng(0).standard_normal(16000 * 3).astype(np.float32) * 0.1
+    mel, frames = features.log_mel(x, filters)
+    n_len, n_org = features.n_frames(x.size)
+    assert mel.shape == (80, n_len) and mel.flags.c_contiguous and frames == n_org == 299
+    assert n_len == 3300  # whisper.cpp pads 30 s of zeros after the audio
+    # The padding is log10(1e-10) before normalisation, clamped at max - 8, like whisper.cpp.
+    assert np.all(mel[:, -100:] == mel[:, -100:].min())
+    assert mel.max() - mel.min() <= 2.0 + 1e-6
+    with pytest.raises(ValueError):
+        features.log_mel(x[:100], filters)
+
+
+def test_precomputed_mel_is_checked(tiny, jfk_samples) -> None:
+    st = tiny._acquire()
+    try:
+        opts = PRESETS["fast"].replace(language="en", n_threads=1)
+        mel, frames = features.log_mel(jfk_samples, ggml_file.read_mel_filters(tiny.path))
+        with pytest.raises(ValueError, match="mel_frames"):
+            st.full(jfk_samples, opts, mel=mel, mel_frames=mel.shape[1] + 1)
+        with pytest.raises(ValueError, match="bands"):
+            st.full(jfk_samples, opts, mel=np.ascontiguousarray(mel[:40]), mel_frames=frames)
+        with pytest.raises(ValueError):
+            st.full(jfk_samples, opts, mel=mel.astype(np.float64), mel_frames=frames)
+        with pytest.raises(ValueError, match="token timestamps"):
+            st.full(jfk_samples, opts.replace(token_timestamps=True), mel=mel, mel_frames=frames)
+        raw = st.full(jfk_samples, opts, mel=mel, mel_frames=frames)  # the state still works
+        assert JFK in str(raw["segments"]).lower()
+    finally:
+        tiny._release(st)
+
+
+def test_word_timestamps_still_use_whisper_cpps_features(tiny, jfk_samples) -> None:
+    """Token timestamps read the signal energy whisper.cpp computes from the samples."""
+    r = tiny.transcribe(jfk_samples, preset="fast", language="en", token_timestamps=True)
+    assert JFK in r.text.lower() and any(s.words for s in r.segments)
+    assert tiny._features(jfk_samples, PRESETS["fast"].replace(token_timestamps=True))[0] is None
+
+
+def test_bf16_model_file(tiny_en_ggml: Path, tmp_path: Path, jfk_samples) -> None:
+    out = quantize_model(tiny_en_ggml, tmp_path / "ggml-tiny.en-bf16.bin", "bf16")
+    info = ggml_file.validate(out)
+    assert info.wtype.name == "bf16" and info.file_size < tiny_en_ggml.stat().st_size * 1.01
+    with wn.Model(out, n_threads=2) as m:
+        r = m.transcribe(jfk_samples, preset="fast", language="en")
+    assert JFK in r.text.lower()
+
+
+def test_bf16_rounding_matches_ggml() -> None:
+    """Round to nearest, ties to even, on the bit pattern (ggml_compute_fp32_to_bf16)."""
+    x = np.array([1.0, -2.5, 1.0 + 2 ** -8, 1.0 + 3 * 2 ** -8, 1.0 + 2 ** -9, 65504.0], np.float32)
+    bits = bf16_bits(x).view("<u2")
+    back = (bits.astype(np.uint32) << 16).view(np.float32)
+    assert back.tolist() == [1.0, -2.5, 1.0, 1.0 + 4 * 2 ** -8, 1.0, 65536.0]
+
+
+def test_build_has_the_fast_kernels() -> None:
+    info = wn.build_info()["system_info"]
+    assert "LLAMAFILE = 1" in info  # tinyBLAS GEMM for the encoder
+    assert "OPENMP = 1" not in info  # ggml's own thread pool: no spinning OpenMP workers
+
+
+def test_fast_preset_does_not_condition_on_previous_text() -> None:
+    assert PRESETS["fast"].condition_on_previous_text is False
+    assert PRESETS["accurate"].condition_on_previous_text is True
+
+
+def test_condition_on_previous_text_runs_both_ways(tiny, long_samples) -> None:
+    a = tiny.transcribe(long_samples, preset="fast", language="en", condition_on_previous_text=True)
+    b = tiny.transcribe(long_samples, preset="fast", language="en")
+    assert a.text.lower().count("your country") >= 4 and b.text.lower().count("your country") >= 4
