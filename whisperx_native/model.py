@@ -24,7 +24,7 @@ from .vad_filter import remap_segment, speech_only
 from .errors import ClosedError
 from .models import ggml_file
 from .models.store import resolve_model_path
-from .options import DecodeOptions, cpu_count, default_threads, resolve_options
+from .options import N_AUDIO_CTX, DecodeOptions, cpu_count, default_threads, resolve_options
 from .result import Result, Segment, Token, Word
 
 __all__ = ["Model", "Transcription"]
@@ -58,6 +58,7 @@ class Model:
         self._running: set = set()
         self._closed = False
         self._filters: Optional[np.ndarray] = None  # mel filterbank, read on first use
+        self._trimmed: set = set()  # states that ran a trimmed audio_ctx (see _acquire)
 
     # ------------------------------------------------------------------ features
     #: Compute log-mel features with numpy (features.py) instead of whisper.cpp's own
@@ -87,6 +88,7 @@ class Model:
                 return
             self._closed = True
             idle, self._idle = self._idle, []
+            self._trimmed.clear()
         for st in idle:
             st.close()
         self._ctx.close()
@@ -134,12 +136,24 @@ class Model:
         return {"weights": weights, "states": per_state, "total": total}
 
     # ------------------------------------------------------------------ states
-    def _acquire(self) -> "_native.State":
+    def _acquire(self, full_ctx: bool = False) -> "_native.State":
+        """A state from the idle pool, or a new one. ``full_ctx``: the run uses the whole
+        1500-position encoder context, and needs a state that never ran a trimmed one.
+
+        Why: with flash attention whisper.cpp pads the encoder's and the cross-attention's
+        K/V to 1536 positions and reads the 36 padding rows unmasked. A fresh state has
+        zeros there (what whisper-cli always sees); a run with a trimmed ``audio_ctx``
+        leaves its own K/V in them, and every later full-context run on that state reads
+        it (measured: tiny.en, 191 s file, WER 8.7 % -> 20.1 % after one 3 s utterance).
+        Trimmed runs are multiples of 256 positions: no padding, safe on any state."""
         with self._lock:
             if self._closed:
                 raise ClosedError("the model is closed")
-            st = self._idle.pop() if self._idle else None
-            if st is not None:
+            fits = [st for st in self._idle if not (full_ctx and st in self._trimmed)]
+            if fits:
+                # Trimmed runs take trimmed states first, keeping clean ones clean.
+                st = max(fits, key=lambda s: s in self._trimmed) if not full_ctx else fits[-1]
+                self._idle.remove(st)
                 self._running.add(st)
                 return st
         st = self._ctx.new_state()  # allocation outside the lock: others keep going
@@ -150,12 +164,24 @@ class Model:
             self._running.add(st)
         return st
 
-    def _release(self, st: "_native.State") -> None:
+    def _release(self, st: "_native.State", trimmed: bool = False) -> None:
         with self._lock:
             self._running.discard(st)
-            if not self._closed and len(self._idle) < self.max_idle_states:
-                self._idle.append(st)
-                return
+            if trimmed:
+                self._trimmed.add(st)
+            if not self._closed:
+                if len(self._idle) >= self.max_idle_states and self._idle and st not in self._trimmed:
+                    # Keep the clean state, drop a trimmed one: both kinds of run can use it.
+                    dropped = next((s for s in self._idle if s in self._trimmed), None)
+                    if dropped is not None:
+                        self._idle.remove(dropped)
+                        self._trimmed.discard(dropped)
+                        self._idle.append(st)
+                        st = dropped
+                elif len(self._idle) < self.max_idle_states:
+                    self._idle.append(st)
+                    return
+            self._trimmed.discard(st)
         st.close()
 
     def cancel(self) -> None:
@@ -230,7 +256,8 @@ class Model:
         def on_segment(raw):
             segment_callback(_segment(native_segment(raw)))
 
-        st = self._acquire()
+        full_ctx = opts.audio_ctx in (0, N_AUDIO_CTX)
+        st = self._acquire(full_ctx)
         try:
             if on_state is not None:
                 on_state(st)  # from here until the state goes back to the pool, the caller may cancel it
@@ -252,7 +279,7 @@ class Model:
         finally:
             if on_state is not None:
                 on_state(None)
-            self._release(st)
+            self._release(st, trimmed=not full_ctx)
 
         total_ms = (time.perf_counter() - t0) * 1000
         t = raw["timings"]
