@@ -33,6 +33,24 @@ _HANN = (0.5 * (1.0 - np.cos(2.0 * np.pi * np.arange(N_FFT) / N_FFT))).astype(np
 _FLOOR = np.float32(np.log10(1e-10))
 
 
+_BANDS_CACHE: dict = {}
+
+
+def _bands(filters: np.ndarray) -> list:
+    """Each mel filter as (first bin, end bin, weights): the filterbank is 97 % zeros."""
+    key = (filters.shape, filters.tobytes())
+    bands = _BANDS_CACHE.get(key)
+    if bands is None:
+        bands = []
+        for row in np.asarray(filters, dtype=np.float32):
+            nz = np.flatnonzero(row)
+            lo, hi = (int(nz[0]), int(nz[-1]) + 1) if nz.size else (0, 0)
+            bands.append((lo, hi, np.ascontiguousarray(row[lo:hi])))
+        _BANDS_CACHE.clear()  # one model's filterbank at a time is the common case
+        _BANDS_CACHE[key] = bands
+    return bands
+
+
 def n_frames(n_samples: int) -> Tuple[int, int]:
     """(frames in the padded spectrogram, frames that cover the audio) — whisper.cpp's
     ``mel.n_len`` and ``mel.n_len_org``."""
@@ -58,15 +76,19 @@ def log_mel(samples: np.ndarray, filters: np.ndarray) -> Tuple[np.ndarray, int]:
     take = min(n, padded.size - _HALF)
     padded[_HALF:_HALF + take] = x[:take]
     frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][:n_fft_frames]
-    fb = np.ascontiguousarray(filters, dtype=np.float32).T  # (201, n_mel)
+    bands = _bands(filters)
 
     mel = np.full((n_mel, n_len), _FLOOR, np.float32)
     for i in range(0, n_fft_frames, _CHUNK):
         spec = np.fft.rfft(frames[i:i + _CHUNK] * _HANN, axis=-1)
         power = (spec.real * spec.real + spec.imag * spec.imag).astype(np.float32, copy=False)
-        energy = power @ fb  # (frames, n_mel)
-        np.maximum(energy, 1e-10, out=energy)
-        mel[:, i:i + energy.shape[0]] = np.log10(energy).T
+        out = mel[:, i:i + power.shape[0]]
+        for j, (lo, hi, w) in enumerate(bands):
+            # Not `power @ filters.T`: numpy's BLAS would start its own threads, which
+            # spin after the call and slow down a transcription running beside it.
+            np.einsum("fk,k->f", power[:, lo:hi], w, out=out[j])
+        np.maximum(out, 1e-10, out=out)
+        np.log10(out, out=out)
     np.maximum(mel, mel.max() - np.float32(8.0), out=mel)
     mel += np.float32(4.0)
     mel /= np.float32(4.0)
