@@ -1,7 +1,8 @@
 """Benchmark fixtures: the model, the audio, and whisper-cli built from our vendored source.
 
-Run: ``pytest bench/ --benchmark-only`` (after ``pip install ".[bench]"``). The report
-(markdown + JSON) lands in ``bench/results/``.
+Run: ``pip install ".[bench]" && pytest bench/test_bench.py -s``. The report (markdown +
+JSON) lands in ``bench/results/``. The long file is synthesised with Debian's espeak-ng
+and sox (``apt-get install espeak-ng sox``).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
@@ -27,8 +27,10 @@ CACHE = Path(os.environ.get("WHISPERX_NATIVE_BENCH_CACHE", REPO / "build" / "ben
 CLI_BUILD = REPO / "build" / "whisper-cli"
 THREADS = int(os.environ.get("WHISPERX_NATIVE_BENCH_THREADS", "2"))
 
-# Rows collected by the benchmarks, written out at the end of the session.
+# Rows collected by the benchmarks and the target ratios computed from them, written out
+# at the end of the session: (what, value, target).
 ROWS: list = []
+RATIOS: list = []
 
 
 def pytest_addoption(parser):
@@ -46,50 +48,26 @@ def tiny_en_path():
 def audio():
     long_wav, long_ref = speech.build_long_speech(CACHE)
     short_wav, short_ref = speech.build_short_utterance(CACHE)
-    return {
+    files = {
         "short": (short_wav, short_ref),
         "jfk": (speech.JFK_WAV, speech.JFK_TEXT),
         "long": (long_wav, long_ref),
     }
+    files["samples"] = {k: speech.read_audio(v[0]) for k, v in files.items()}
+    return files
 
 
 @pytest.fixture(scope="session")
 def whisper_cli():
     """whisper-cli compiled by our CMakeLists.txt from the same whisper/ggml targets (same flags)."""
     exe = CLI_BUILD / "whisper-cli"
-    if not exe.exists():
-        cfg = ["cmake", "-S", str(REPO), "-B", str(CLI_BUILD), "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release",
-               "-DWHISPERX_BUILD_CLI=ON", f"-DPython_EXECUTABLE={sys.executable}"]
-        subprocess.run(cfg, check=True, capture_output=True)
-        subprocess.run(["cmake", "--build", str(CLI_BUILD), "--target", "whisper-cli"], check=True,
-                       capture_output=True)
+    # Configure and build every time (a no-op when up to date), so the flags follow CMakeLists.txt.
+    cfg = ["cmake", "-S", str(REPO), "-B", str(CLI_BUILD), "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release",
+           "-DWHISPERX_BUILD_CLI=ON", f"-DPython_EXECUTABLE={sys.executable}"]
+    subprocess.run(cfg, check=True, capture_output=True)
+    subprocess.run(["cmake", "--build", str(CLI_BUILD), "--target", "whisper-cli"], check=True,
+                   capture_output=True)
     return exe
-
-
-_TOTAL = re.compile(r"total time =\s+([0-9.]+) ms")
-_LOAD = re.compile(r"load time =\s+([0-9.]+) ms")
-_STAMP = re.compile(r"^\[[0-9:.]+ --> [0-9:.]+\]")
-
-
-def cli_command(exe, model, wav, threads, extra=()):
-    """whisper-cli with timestamps on (as ours), English; its timing report goes to stderr."""
-    return [str(exe), "-m", str(model), "-f", str(wav), "-t", str(threads), "-l", "en", *extra]
-
-
-def run_cli(exe, model, wav, threads, extra=()):
-    """Run whisper-cli once: (transcript, process wall s, cpu s, inference ms = total - load)."""
-    cmd = cli_command(exe, model, wav, threads, extra)
-    t0 = time.perf_counter()
-    r0 = os.times()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    wall = time.perf_counter() - t0
-    r1 = os.times()
-    cpu = (r1.children_user - r0.children_user) + (r1.children_system - r0.children_system)
-    err = proc.stderr
-    total, load = _TOTAL.search(err), _LOAD.search(err)
-    infer_ms = float(total.group(1)) - float(load.group(1)) if total and load else float("nan")
-    text = " ".join(_STAMP.sub("", line).strip() for line in proc.stdout.splitlines())
-    return text, wall, cpu, infer_ms
 
 
 def wer(reference: str, hypothesis: str) -> float:
@@ -105,15 +83,29 @@ def pytest_sessionfinish(session, exitstatus):
         return
     out = Path(session.config.getoption("--bench-report"))
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-            f"{platform.processor() or platform.platform()}", "threads": THREADS}
-    (out / "bench.json").write_text(json.dumps({"meta": meta, "rows": ROWS}, indent=2))
-    lines = [f"Measured {meta['date']} on {meta['machine']}, {THREADS} threads, tiny.en f16, greedy, "
-             "no temperature fallback, timestamps on.", "",
-             "| workload | runner | median wall s | cpu s | peak RSS MB | WER | ratio |",
+    cpu = platform.processor() or platform.platform()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores, {cpu}",
+            "threads": THREADS, "model": "tiny.en", "settings": "English, greedy (beam 1, best_of 1), temperature 0 "
+            "without fallback, no conditioning on previous text, timestamps on"}
+    (out / "bench.json").write_text(json.dumps({"meta": meta, "rows": ROWS,
+                                                "ratios": [dict(what=w, value=v, target=t) for w, v, t in RATIOS]},
+                                               indent=2))
+
+    def num(v, fmt):
+        return "" if v is None or v != v else format(v, fmt)
+
+    lines = [f"Measured {meta['date']} on {meta['machine']}; {THREADS} threads; tiny.en; {meta['settings']}.", "",
+             "| workload | runner | median wall s | cpu s | peak RSS MB | WER | note |",
              "|---|---|---:|---:|---:|---:|---|"]
     for r in ROWS:
-        lines.append(f"| {r['workload']} | {r['runner']} | {r['wall_s']:.3f} | {r.get('cpu_s', float('nan')):.2f} | "
-                     f"{r.get('rss_mb', float('nan')):.0f} | {r.get('wer', float('nan')):.3f} | {r.get('ratio', '')} |")
+        lines.append(f"| {r['workload']} | {r['runner']} | {num(r.get('wall_s'), '.3f')} | {num(r.get('cpu_s'), '.2f')} | "
+                     f"{num(r.get('rss_mb'), '.0f')} | {num(r.get('wer'), '.3f')} | {r.get('note', '')} |")
+    if RATIOS:
+        lines += ["", "| ratio (same run) | value | target |", "|---|---:|---|"]
+        lines += [f"| {w} | {v:.3f} | {t} |" for w, v, t in RATIOS]
     (out / "bench.md").write_text("\n".join(lines) + "\n")
     print("\n" + "\n".join(lines))

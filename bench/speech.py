@@ -63,6 +63,11 @@ def _read(path: Path) -> np.ndarray:
         return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
 
 
+def read_audio(path: Path) -> np.ndarray:
+    """A 16 kHz mono 16-bit WAV as float32 in [-1, 1): what every runner gets."""
+    return (_read(Path(path)).astype(np.float32) / 32768.0)
+
+
 def build_long_speech(cache: Path, min_seconds: float = 190.0) -> tuple[Path, str]:
     """Write ``long_speech.wav`` (>= min_seconds) and return it with its reference text."""
     cache.mkdir(parents=True, exist_ok=True)
