@@ -86,7 +86,10 @@ def test_words_from_token_timestamps(jfk_result, jfk_samples):
     _check_spans([(w.start, w.end) for w in words], jfk_samples.size / 16000)
     assert all(0 < w.probability <= 1 for w in words)
     assert not any(w.text.startswith(("[_", "<|")) for w in words)     # special tokens skipped
-    assert words[-1].text == "country."                               # punctuation joins its word
+    # Punctuation joins its word (whether tiny.en punctuates depends on the state's history:
+    # on a fresh state it writes none, as whisper-cli does).
+    assert words[-1].text.rstrip(".") == "country"
+    assert not any(w.text.strip() in {".", ",", "?", "!"} for w in words)
     for seg in jfk_result.segments:
         assert all(seg.start - 0.01 <= w.start and w.end <= seg.end + 0.01 for w in seg.words)
 
