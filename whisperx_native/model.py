@@ -165,24 +165,22 @@ class Model:
         return st
 
     def _release(self, st: "_native.State", trimmed: bool = False) -> None:
+        """Back to the idle pool; over ``max_idle_states``, trimmed states go first (a clean
+        one serves both kinds of run)."""
         with self._lock:
             self._running.discard(st)
             if trimmed:
                 self._trimmed.add(st)
-            if not self._closed:
-                if len(self._idle) >= self.max_idle_states and self._idle and st not in self._trimmed:
-                    # Keep the clean state, drop a trimmed one: both kinds of run can use it.
-                    dropped = next((s for s in self._idle if s in self._trimmed), None)
-                    if dropped is not None:
-                        self._idle.remove(dropped)
-                        self._trimmed.discard(dropped)
-                        self._idle.append(st)
-                        st = dropped
-                elif len(self._idle) < self.max_idle_states:
-                    self._idle.append(st)
-                    return
-            self._trimmed.discard(st)
-        st.close()
+            self._idle.append(st)
+            evict = list(self._idle) if self._closed else []
+            while len(self._idle) - len(evict) > self.max_idle_states:
+                evict.append(next((s for s in self._idle if s in self._trimmed and s not in evict),
+                                  next(s for s in self._idle if s not in evict)))
+            for s in evict:
+                self._idle.remove(s)
+                self._trimmed.discard(s)
+        for s in evict:
+            s.close()
 
     def cancel(self) -> None:
         """Stop every running ``transcribe`` of this model; each raises ``Cancelled``."""
