@@ -709,6 +709,10 @@ cdef int _fill_params(w.whisper_full_params * p, object o, list keep) except -1:
     p[0] = w.whisper_full_default_params(
         w.WHISPER_SAMPLING_BEAM_SEARCH if beam > 1 else w.WHISPER_SAMPLING_GREEDY)
     p.n_threads = int(o.n_threads)
+    if not 0 <= int(o.decode_threads) <= p.n_threads:
+        raise ValueError(f"decode_threads must be 0 (= n_threads) .. n_threads ({p.n_threads}), "
+                         f"got {o.decode_threads}")
+    p.n_threads_decode = int(o.decode_threads)
     p.beam_search.beam_size = beam
     p.greedy.best_of = best_of
     p.translate = bool(o.translate)

@@ -79,6 +79,7 @@ cdef extern from "whisper.h" nogil:
     struct whisper_full_params:
         whisper_sampling_strategy strategy
         int n_threads
+        int n_threads_decode            # vendor/patches/0002 (0: n_threads)
         int n_max_text_ctx
         int offset_ms
         int duration_ms

@@ -1,0 +1,76 @@
+"""Our patches to the pinned whisper.cpp (vendor/patches/) are in the build and do their job.
+
+- 0001 (flash attention converts K/V once per head) must not change results: the
+  transcript is the same as without flash attention's tiled path (flash_attn=False).
+- 0002 adds ``decode_threads``: a decoder on fewer threads than the encoder.
+- 0003 re-seeds decoder 0: beam search on a reused state gives the same text as on a
+  fresh one (before it, three calls on one state gave three different punctuations).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+import whisperx_native as wn
+from whisperx_native._textnorm import normalize
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _fetch_module():
+    spec = importlib.util.spec_from_file_location("fetch_whisper_cpp", REPO / "vendor" / "fetch_whisper_cpp.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_vendored_tree_carries_every_patch() -> None:
+    fetch = _fetch_module()
+    assert fetch.PATCHES, "vendor/patches/ is empty"
+    stamp = (fetch.DEST / fetch.STAMP).read_text()
+    assert stamp == fetch.expected_stamp()
+    for p in fetch.PATCHES:
+        assert p.name in stamp
+    assert "n_threads_decode" in (fetch.DEST / "include" / "whisper.h").read_text()
+
+
+def test_beam_search_does_not_depend_on_the_state_history(tiny_en_ggml, jfk_samples) -> None:
+    with wn.Model(tiny_en_ggml, n_threads=2, max_idle_states=1) as reused:
+        texts = [reused.transcribe(jfk_samples, language="en").text for _ in range(4)]
+    with wn.Model(tiny_en_ggml, n_threads=2, max_idle_states=0) as fresh:
+        fresh_text = fresh.transcribe(jfk_samples, language="en").text
+    assert texts == [fresh_text] * 4
+
+
+def test_sampling_fallback_does_not_depend_on_the_state_history(tiny_en_ggml, jfk_samples) -> None:
+    """Temperature > 0 samples from decoder 0's generator too (best_of 1: decoder 0 only)."""
+    opts = dict(language="en", beam_size=1, best_of=1, temperature=0.8, temperature_increment=0.0)
+    with wn.Model(tiny_en_ggml, n_threads=1, max_idle_states=1) as reused:
+        texts = [reused.transcribe(jfk_samples, **opts).text for _ in range(3)]
+    with wn.Model(tiny_en_ggml, n_threads=1, max_idle_states=0) as fresh:
+        fresh_texts = [fresh.transcribe(jfk_samples, **opts).text for _ in range(2)]
+    assert texts == [fresh_texts[0]] * 3 and fresh_texts[1] == fresh_texts[0]
+
+
+def test_decode_threads(tiny_en_ggml, jfk_samples) -> None:
+    with wn.Model(tiny_en_ggml, n_threads=2) as m:
+        both = m.transcribe(jfk_samples, preset="fast", language="en")
+        one = m.transcribe(jfk_samples, preset="fast", language="en", decode_threads=1)
+        assert normalize(one.text) == normalize(both.text)
+        assert "ask not what your country can do for you" in normalize(one.text)
+        for bad in (-1, 3):
+            with pytest.raises(ValueError, match="decode_threads"):
+                m.transcribe(jfk_samples, preset="fast", language="en", decode_threads=bad)
+
+
+def test_flash_attention_path_gives_the_same_transcript(tiny_en_ggml, long_samples) -> None:
+    """Two windows, 1500 queries each: the encoder's self-attention takes the tiled path."""
+    texts = []
+    for fa in (True, False):
+        with wn.Model(tiny_en_ggml, n_threads=2, flash_attn=fa) as m:
+            texts.append(normalize(m.transcribe(long_samples, preset="fast", language="en").text))
+    assert texts[0] == texts[1]
+    assert texts[0].count("ask not what your country can do for you") == 4
