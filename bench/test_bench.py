@@ -95,6 +95,45 @@ def test_concurrent_two_on_one_model(benchmark, audio):
     RATIOS.append(("2 concurrent vs 1 (1 thread each), throughput", speedup, ">= 1.8"))
 
 
+def test_beside_a_busy_process(audio):
+    """jfk with other processes keeping all cores but one busy (a desktop with a browser
+    compiling something): ours adapts its thread count per call (the default), ours with
+    a fixed thread count, and faster-whisper int8; same THREADS asked of all."""
+    from runners import FasterWhisper, Ours
+    from whisperx_native.options import cpu_count
+
+    wav, ref = audio["jfk"]
+    samples = audio["samples"]["jfk"]
+    contenders = [("whisperx_native f16, adaptive threads (default)", Ours(THREADS)),
+                  ("whisperx_native f16, fixed threads", Ours(THREADS)),
+                  ("faster-whisper int8", FasterWhisper(THREADS, "int8"))]
+    for _, r in contenders:
+        r.load()
+    contenders[1][1].model.adapt_threads = False
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cpu_count() - 1)]
+    try:
+        time.sleep(0.5)
+        walls = {}
+        for name, r in contenders:
+            r.transcribe(samples, wav)  # warm-up
+            runs = [timed(r, samples, wav) for _ in range(5)]
+            walls[name] = statistics.median(w for _, w, _ in runs)
+            ROWS.append(dict(workload="jfk + busy", runner=name, wall_s=walls[name],
+                             cpu_s=statistics.median(c for _, _, c in runs), wer=wer(ref, runs[-1][0]),
+                             note=f"{cpu_count() - 1} busy process(es) beside it, {THREADS} threads asked"))
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
+        for _, r in contenders:
+            r.close()
+    names = [n for n, _ in contenders]
+    RATIOS.append(("jfk beside a busy process: ours adaptive / ours fixed threads (wall)",
+                   walls[names[0]] / walls[names[1]], "(lower is better)"))
+    RATIOS.append(("jfk beside a busy process: ours adaptive / faster-whisper int8 (wall)",
+                   walls[names[0]] / walls[names[2]], "(lower is better)"))
+
+
 def test_import_time(benchmark):
     """``python -c "import whisperx_native"`` against a bare interpreter start."""
     def once(code):

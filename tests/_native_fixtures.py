@@ -23,8 +23,9 @@ def long_samples(jfk_samples) -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def tiny(tiny_en_ggml):
-    """One tiny.en model shared by the tests that only transcribe."""
-    with wn.Model(tiny_en_ggml) as m:
+    """One tiny.en model shared by the tests that only transcribe. Fixed thread count:
+    several tests compare numbers across calls, and load adaptation could change them."""
+    with wn.Model(tiny_en_ggml, adapt_threads=False) as m:
         yield m
 
 

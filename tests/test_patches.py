@@ -38,9 +38,9 @@ def test_vendored_tree_carries_every_patch() -> None:
 
 
 def test_beam_search_does_not_depend_on_the_state_history(tiny_en_ggml, jfk_samples) -> None:
-    with wn.Model(tiny_en_ggml, n_threads=2, max_idle_states=1) as reused:
+    with wn.Model(tiny_en_ggml, n_threads=2, max_idle_states=1, adapt_threads=False) as reused:
         texts = [reused.transcribe(jfk_samples, language="en").text for _ in range(4)]
-    with wn.Model(tiny_en_ggml, n_threads=2, max_idle_states=0) as fresh:
+    with wn.Model(tiny_en_ggml, n_threads=2, max_idle_states=0, adapt_threads=False) as fresh:
         fresh_text = fresh.transcribe(jfk_samples, language="en").text
     assert texts == [fresh_text] * 4
 
@@ -56,7 +56,7 @@ def test_sampling_fallback_does_not_depend_on_the_state_history(tiny_en_ggml, jf
 
 
 def test_decode_threads(tiny_en_ggml, jfk_samples) -> None:
-    with wn.Model(tiny_en_ggml, n_threads=2) as m:
+    with wn.Model(tiny_en_ggml, n_threads=2, adapt_threads=False) as m:
         both = m.transcribe(jfk_samples, preset="fast", language="en")
         one = m.transcribe(jfk_samples, preset="fast", language="en", decode_threads=1)
         assert normalize(one.text) == normalize(both.text)
@@ -70,7 +70,7 @@ def test_flash_attention_path_gives_the_same_transcript(tiny_en_ggml, long_sampl
     """Two windows, 1500 queries each: the encoder's self-attention takes the tiled path."""
     texts = []
     for fa in (True, False):
-        with wn.Model(tiny_en_ggml, n_threads=2, flash_attn=fa) as m:
+        with wn.Model(tiny_en_ggml, n_threads=2, flash_attn=fa, adapt_threads=False) as m:
             texts.append(normalize(m.transcribe(long_samples, preset="fast", language="en").text))
     assert texts[0] == texts[1]
     assert texts[0].count("ask not what your country can do for you") == 4

@@ -24,7 +24,8 @@ from .vad_filter import remap_segment, speech_only
 from .errors import ClosedError
 from .models import ggml_file
 from .models.store import resolve_model_path
-from .options import N_AUDIO_CTX, DecodeOptions, cpu_count, default_threads, resolve_options
+from .options import (N_AUDIO_CTX, DecodeOptions, busy_cores, cpu_count, default_threads, resolve_options,
+                      threads_for_load)
 from .result import Result, Segment, Token, Word
 
 __all__ = ["Model", "Transcription"]
@@ -45,13 +46,17 @@ class Model:
     """
 
     def __init__(self, model: "str | os.PathLike", n_threads: Optional[int] = None, *,
-                 flash_attn: bool = True, use_gpu: bool = True, max_idle_states: int = 1) -> None:
+                 flash_attn: bool = True, use_gpu: bool = True, max_idle_states: int = 1,
+                 adapt_threads: bool = True) -> None:
         path = resolve_model_path(model)
         self.info = ggml_file.validate(path)  # raises ModelError: whisper.cpp trusts its input
         self.path = str(path)
         self.name = str(model)
         self.n_threads = _clamp_threads(n_threads)
         self.max_idle_states = max(0, int(max_idle_states))
+        #: Use only the cores other processes leave free (options.threads_for_load), checked
+        #: at the start of each call. False: always n_threads (reproducible numerics).
+        self.adapt_threads = bool(adapt_threads)
         self._ctx = _native.Context(self.path, use_gpu=use_gpu, flash_attn=flash_attn)
         self._lock = threading.Lock()
         self._idle: List[_native.State] = []
@@ -237,6 +242,11 @@ class Model:
         opts = self._check_language(opts)
         if opts.n_threads > cpu_count():
             opts = opts.replace(n_threads=cpu_count())
+        if self.adapt_threads and opts.n_threads > 1:
+            n = threads_for_load(opts.n_threads, busy_cores(), cpu_count())
+            if n < opts.n_threads:
+                log.debug("other processes keep cores busy: %d thread(s) instead of %d", n, opts.n_threads)
+                opts = opts.replace(n_threads=n, decode_threads=min(opts.decode_threads, n))
         audio_s = samples.size / SAMPLE_RATE
         to_original = None
         if opts.vad and samples.size >= MIN_SAMPLES:
@@ -291,6 +301,7 @@ class Model:
             "native_ms": t["total_ms"],
             "total_ms": total_ms,
             "n_encode": t["n_encode"],
+            "n_threads": opts.n_threads,
             "real_time_factor": total_ms / 1000 / audio_s,
         }
         if probs is not None:

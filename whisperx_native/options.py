@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from dataclasses import dataclass
 from typing import Optional
 
@@ -36,6 +37,41 @@ def cpu_count() -> int:
 def default_threads() -> int:
     """4 threads, never more than the cores we may use."""
     return min(4, cpu_count())
+
+
+_LOADAVG = "/proc/loadavg"
+
+
+def busy_cores(reads: int = 3, gap_s: float = 0.001) -> Optional[int]:
+    """Cores that other tasks keep busy right now, or None where the OS does not say.
+
+    Linux counts the runnable tasks in /proc/loadavg (4th field, "running/total"); the
+    caller is one of them. The minimum over a few reads a millisecond apart ignores a
+    kernel thread passing through; a busy process shows up in every read. Our own other
+    threads count too: a second transcription of this process is load like any other.
+    """
+    counts = []
+    try:
+        for i in range(reads):
+            if i:
+                time.sleep(gap_s)
+            with open(_LOADAVG) as f:
+                counts.append(int(f.read().split()[3].split("/")[0]))
+            if counts[-1] <= 1:  # only the caller: the usual case costs one read, no sleep
+                break
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0, min(counts) - 1)
+
+
+def threads_for_load(n_threads: int, busy: Optional[int], cores: int) -> int:
+    """Threads to use when ``busy`` cores are taken by others: never more than the free
+    cores. whisper.cpp's threads meet at a spinning barrier after every graph node; one of
+    them waiting for a core makes the other spin, and a 2-thread run beside one busy
+    process took 3x (encoder) to 20x (decoder) the time of a 1-thread run."""
+    if busy is None or n_threads <= 1:
+        return n_threads
+    return max(1, min(n_threads, cores - busy))
 
 
 @dataclass(frozen=True)
