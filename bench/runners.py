@@ -66,16 +66,17 @@ class Ours(Runner):
     """whisperx_native, preset="fast" (greedy, no fallback, no conditioning; encoder
     context trimmed to the audio below 30 s) unless ``full_ctx``."""
 
-    def __init__(self, threads: int, variant: str = "", full_ctx: bool = False) -> None:
+    def __init__(self, threads: int, variant: str = "", full_ctx: bool = False, decode_threads: int = 0) -> None:
         super().__init__(threads)
-        self.variant, self.full_ctx = variant, full_ctx
-        self.name = f"whisperx_native {variant or 'f16'}" + (" full ctx" if full_ctx else "")
+        self.variant, self.full_ctx, self.decode_threads = variant, full_ctx, decode_threads
+        self.name = (f"whisperx_native {variant or 'f16'}" + (" full ctx" if full_ctx else "")
+                     + (f", decoder on {decode_threads} thread" if decode_threads else ""))
 
     def load(self) -> None:
         import whisperx_native as wn
 
         self.model = wn.Model(model_path(self.variant), n_threads=self.threads)
-        self.opts = dict(preset="fast", language="en")
+        self.opts = dict(preset="fast", language="en", decode_threads=self.decode_threads)
         if self.full_ctx:
             self.opts["audio_ctx"] = 0
 
@@ -148,6 +149,9 @@ RUNNERS: Dict[str, Callable[[int], Runner]] = {
     "ours-f16": lambda t: Ours(t),
     "ours-q8_0": lambda t: Ours(t, "q8_0"),
     "ours-bf16": lambda t: Ours(t, "bf16"),
+    "ours-bf16-dec1": lambda t: Ours(t, "bf16", decode_threads=1),
+    "ours-bf16q8": lambda t: Ours(t, "bf16q8"),
+    "ours-bf16q8-dec1": lambda t: Ours(t, "bf16q8", decode_threads=1),
     "ours-f16-fullctx": lambda t: Ours(t, full_ctx=True),
     "faster-whisper-int8": lambda t: FasterWhisper(t, "int8"),
     "faster-whisper-float32": lambda t: FasterWhisper(t, "float32"),

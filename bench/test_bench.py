@@ -158,7 +158,7 @@ def test_zz_ratios(audio):
         if ours and cli:
             RATIOS.append((f"{wl}: ours f16 / whisper-cli inference, same settings (wall)",
                            ours["wall_s"] / cli["infer_s"], "<= 1.02"))
-    for key in ("ours-f16", "ours-q8_0", "ours-bf16"):
+    for key in ("ours-f16", "ours-q8_0", "ours-bf16", "ours-bf16-dec1", "ours-bf16q8", "ours-bf16q8-dec1"):
         fw, ours = get("faster-whisper-int8", "long"), get(key, "long")
         if fw and ours:
             RATIOS.append((f"long: {key} / faster-whisper int8, wall", ours["wall_s"] / fw["wall_s"], "<= 0.9"))
@@ -170,7 +170,7 @@ def test_zz_ratios(audio):
             RATIOS.append((f"short: {key} WER - faster-whisper int8 WER", ours["wer"] - fw["wer"], "<= 0"))
     floor = _compute_floor(audio)
     if floor:
-        for key in ("ours-f16", "ours-bf16"):
+        for key in ("ours-f16", "ours-bf16", "ours-bf16q8"):
             ours = get(key, "long")
             if ours:
                 RATIOS.append((f"long: {key} wall / compute floor ({floor['floor_s']:.2f} s)",

@@ -97,6 +97,30 @@ def test_bf16_model_file(tiny_en_ggml: Path, tmp_path: Path, jfk_samples) -> Non
     assert JFK in r.text.lower()
 
 
+def test_bf16_encoder_q8_0_decoder_file(tiny_en_ggml: Path, tmp_path: Path, jfk_samples, long_samples) -> None:
+    """tiny.en-bf16q8 (vendor/patches/0004): every encoder matrix bf16, every decoder and
+    cross-attention matrix q8_0, in one file whisper.cpp loads and runs."""
+    out = quantize_model(tiny_en_ggml, tmp_path / "ggml-tiny.en-bf16q8.bin", "bf16q8")
+    info = ggml_file.validate(out)
+    assert info.hparams.mixed and info.wtype.name == "bf16" and info.hparams.decoder_wtype.name == "q8_0"
+    weights = [t for t in info.tensors if t.type.name not in ("f32", "f16")]
+    assert {t.type.name for t in weights if t.name.startswith("encoder.")} == {"bf16"}
+    assert {t.type.name for t in weights if t.name.startswith("decoder.")} == {"q8_0"}
+    assert any(t.name == "decoder.token_embedding.weight" and t.type.name == "q8_0" for t in info.tensors)
+    assert info.file_size < tiny_en_ggml.stat().st_size * 0.7  # the 40 MB token embedding halved
+    with wn.Model(out, n_threads=2, adapt_threads=False) as m:
+        assert JFK in m.transcribe(jfk_samples, preset="fast", language="en").text.lower()
+        assert m.transcribe(long_samples, preset="fast", language="en", decode_threads=1).text.lower().count(JFK) == 4
+        assert JFK in m.transcribe(jfk_samples, language="en").text.lower()  # beam search too
+
+
+def test_a_mixed_header_with_one_type_is_refused() -> None:
+    """ftype 1 + 32 x (1 + 1) would say "f16 encoder, f16 decoder": one meaning, one spelling."""
+    hp = ggml_file.HParams(51864, 1500, 384, 6, 4, 448, 384, 6, 4, 80, 1 + 32 * 2)
+    with pytest.raises(wn.ModelError, match="encoder's own type"):
+        hp.check()
+
+
 def test_bf16_rounding_matches_ggml() -> None:
     """Round to nearest, ties to even, on the bit pattern (ggml_compute_fp32_to_bf16)."""
     x = np.array([1.0, -2.5, 1.0 + 2 ** -8, 1.0 + 3 * 2 ** -8, 1.0 + 2 ** -9, 65504.0], np.float32)

@@ -203,6 +203,11 @@ FTYPE_TO_GGML_TYPE: dict[int, GGMLType] = {
 # process on the first encode.
 SUPPORTED_FTYPES = frozenset({1, 2, 3, 7, 8, 9, 10, 11, 12, 13, 14, 24})
 
+# vendor/patches/0004: a ggml_ftype of 32 or more reads encoder ftype + 32 x (decoder
+# ftype + 1): the decoder's (and cross-attention's) 2-D weights have a type of their own.
+# Only our patched whisper.cpp reads such files (stock whisper.cpp aborts on them).
+DECODER_FTYPE_FACTOR = 32
+
 
 def ggml_type(key: int | str) -> GGMLType:
     """Look a ggml type up by id or by name (``"f16"``, ``"q5_0"``...)."""
@@ -251,14 +256,34 @@ class HParams:
         return self.ftype // GGML_QNT_VERSION_FACTOR
 
     @property
+    def encoder_ftype(self) -> int:
+        """The ggml_ftype of the encoder's 2-D weights (of all of them in a plain file)."""
+        return self.base_ftype % DECODER_FTYPE_FACTOR
+
+    @property
+    def decoder_ftype(self) -> int:
+        """The ggml_ftype of the decoder's 2-D weights (vendor/patches/0004)."""
+        code = self.base_ftype // DECODER_FTYPE_FACTOR
+        return code - 1 if code else self.encoder_ftype
+
+    @property
+    def mixed(self) -> bool:
+        return self.base_ftype >= DECODER_FTYPE_FACTOR
+
+    @property
     def wtype(self) -> GGMLType:
-        """Type of the big 2-D weights; KeyError for an unknown ftype."""
-        return FTYPE_TO_GGML_TYPE[self.base_ftype]
+        """Type of the big 2-D weights (the encoder's); KeyError for an unknown ftype."""
+        return FTYPE_TO_GGML_TYPE[self.encoder_ftype]
+
+    @property
+    def decoder_wtype(self) -> GGMLType:
+        """Type of the decoder's and cross-attention's 2-D weights."""
+        return FTYPE_TO_GGML_TYPE[self.decoder_ftype]
 
     @property
     def conv_type(self) -> GGMLType:
         """whisper.cpp's ``vtype``: conv kernels are F32 only in all-F32 files."""
-        return F32 if self.base_ftype == 0 else F16
+        return F32 if self.encoder_ftype == 0 else F16
 
     @property
     def is_multilingual(self) -> bool:
@@ -310,7 +335,19 @@ class HParams:
     def _check_ftype(self) -> None:
         if self.ftype < 0:
             raise ModelError(f"ftype {self.ftype} is negative")
-        base, qntvr = self.base_ftype, self.qntvr
+        qntvr = self.qntvr
+        if self.base_ftype >= DECODER_FTYPE_FACTOR * (DECODER_FTYPE_FACTOR + 1):
+            raise ModelError(f"ftype {self.ftype} (ggml_ftype {self.base_ftype}) is unknown to ggml")
+        if qntvr > GGML_QNT_VERSION:
+            raise ModelError(f"quantization version {qntvr} (ftype {self.ftype}) is newer than ggml's")
+        if self.mixed and self.decoder_ftype == self.encoder_ftype:
+            # one meaning, one spelling: a flipped bit must not pass as a valid header
+            raise ModelError(f"ftype {self.ftype} gives the decoder the encoder's own type "
+                             f"(ggml_ftype {self.encoder_ftype}): not a file we write")
+        for base in {self.encoder_ftype, self.decoder_ftype}:
+            self._check_one_ftype(base, qntvr)
+
+    def _check_one_ftype(self, base: int, qntvr: int) -> None:
         wtype = FTYPE_TO_GGML_TYPE.get(base)
         if wtype is None:
             raise ModelError(f"ftype {self.ftype} (ggml_ftype {base}) is unknown to ggml")
@@ -321,8 +358,6 @@ class HParams:
             )
         if base not in SUPPORTED_FTYPES:
             raise ModelError(f"ftype {self.ftype} ({wtype.name} weights) is not supported by whisper.cpp")
-        if qntvr > GGML_QNT_VERSION:
-            raise ModelError(f"quantization version {qntvr} (ftype {self.ftype}) is newer than ggml's")
         if wtype.is_quantized:
             if qntvr != GGML_QNT_VERSION:
                 raise ModelError(
@@ -417,6 +452,7 @@ def expected_tensors(hp: HParams) -> list[TensorSpec]:
     layer_norm("encoder.ln_post", n)
 
     n = hp.n_text_state
+    wtype = hp.decoder_wtype  # `weight` reads it at call time: the decoder's own type from here on
     f32("decoder.positional_embedding", n, hp.n_text_ctx)
     weight("decoder.token_embedding.weight", n, hp.n_vocab)
     for i in range(hp.n_text_layer):

@@ -95,8 +95,8 @@ def quantize_model(src: "str | os.PathLike[str]", dst: "str | os.PathLike[str]",
             spec = specs[t.name]
             raw = data[t.offset:t.offset + t.nbytes]
             values = raw.view(np.float16 if t.type.name == "f16" else np.float32).reshape(t.shape)
-            if spec.type.stored_as_bytes:
-                writer.write_tensor(t.name, quantize_matrix(values, qtype, n_threads))
+            if spec.type.stored_as_bytes:  # its own type: a mixed file has two
+                writer.write_tensor(t.name, quantize_matrix(values, spec.type.name.lower(), n_threads))
             else:
                 writer.write_tensor(t.name, values)
         writer.finish()

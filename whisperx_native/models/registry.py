@@ -56,6 +56,9 @@ QUANT_TYPES: Dict[str, int] = {
     # Not a quantization but the same kind of derived file: F16 weights rounded to bfloat16,
     # which llamafile's kernels multiply with AVX512-BF16 at twice the F16 rate.
     "bf16": 24,
+    # bf16 encoder (compute-bound GEMMs) + q8_0 decoder (memory-bound, reads the token
+    # embedding per token): ftype 24 + 32 x (7 + 1), vendor/patches/0004. Ours only.
+    "bf16q8": 24 + 32 * (7 + 1),
 }
 
 #: SHA-1 of the official files, from whisper.cpp 1.8.5 models/README.md.
@@ -179,7 +182,8 @@ class ModelSpec:
 
     @property
     def wtype(self) -> str:
-        return self.hparams.wtype.name
+        hp = self.hparams
+        return f"{hp.wtype.name}+{hp.decoder_wtype.name}" if hp.mixed else hp.wtype.name
 
     @property
     def weight_bytes(self) -> int:
