@@ -243,7 +243,8 @@ class Model:
         if opts.n_threads > cpu_count():
             opts = opts.replace(n_threads=cpu_count())
         if self.adapt_threads and opts.n_threads > 1:
-            n = threads_for_load(opts.n_threads, busy_cores(), cpu_count())
+            # /proc/loadavg counts the whole machine's runnable tasks: compare with all its cores
+            n = threads_for_load(opts.n_threads, busy_cores(), os.cpu_count() or cpu_count())
             if n < opts.n_threads:
                 log.debug("other processes keep cores busy: %d thread(s) instead of %d", n, opts.n_threads)
                 opts = opts.replace(n_threads=n, decode_threads=min(opts.decode_threads, n))
