@@ -22,7 +22,7 @@ from typing import Tuple
 
 import numpy as np
 
-__all__ = ["N_FFT", "HOP", "log_mel", "n_frames"]
+__all__ = ["N_FFT", "HOP", "MelBank", "log_mel", "n_frames"]
 
 N_FFT = 400
 HOP = 160
@@ -33,22 +33,17 @@ _HANN = (0.5 * (1.0 - np.cos(2.0 * np.pi * np.arange(N_FFT) / N_FFT))).astype(np
 _FLOOR = np.float32(np.log10(1e-10))
 
 
-_BANDS_CACHE: dict = {}
+class MelBank:
+    """A model's mel filterbank (n_mel x 201) as each filter's (first bin, end bin,
+    weights): the filterbank is 97 % zeros. Build it once per model."""
 
-
-def _bands(filters: np.ndarray) -> list:
-    """Each mel filter as (first bin, end bin, weights): the filterbank is 97 % zeros."""
-    key = (filters.shape, filters.tobytes())
-    bands = _BANDS_CACHE.get(key)
-    if bands is None:
-        bands = []
+    def __init__(self, filters: np.ndarray) -> None:
+        self.n_mel = filters.shape[0]
+        self.bands = []
         for row in np.asarray(filters, dtype=np.float32):
             nz = np.flatnonzero(row)
             lo, hi = (int(nz[0]), int(nz[-1]) + 1) if nz.size else (0, 0)
-            bands.append((lo, hi, np.ascontiguousarray(row[lo:hi])))
-        _BANDS_CACHE.clear()  # one model's filterbank at a time is the common case
-        _BANDS_CACHE[key] = bands
-    return bands
+            self.bands.append((lo, hi, np.ascontiguousarray(row[lo:hi])))
 
 
 def n_frames(n_samples: int) -> Tuple[int, int]:
@@ -58,16 +53,18 @@ def n_frames(n_samples: int) -> Tuple[int, int]:
     return (padded - N_FFT) // HOP, 1 + (n_samples + _HALF - N_FFT) // HOP
 
 
-def log_mel(samples: np.ndarray, filters: np.ndarray) -> Tuple[np.ndarray, int]:
+def log_mel(samples: np.ndarray, bank: "MelBank | np.ndarray") -> Tuple[np.ndarray, int]:
     """Features of 16 kHz mono float32 ``samples`` (at least 201 of them) with the
-    model's ``filters`` (n_mel x 201). Returns ``(mel, n_len_org)``: a C-contiguous
+    model's filterbank (a MelBank, or the n_mel x 201 array). Returns ``(mel, n_len_org)``: a C-contiguous
     float32 array (n_mel, n_len) laid out as whisper.cpp's ``mel.data``, and the
     number of frames that cover the audio."""
     x = np.ascontiguousarray(samples, dtype=np.float32)
     n = x.size
     if n <= _HALF:
         raise ValueError(f"need more than {_HALF} samples for the reflect padding, got {n}")
-    n_mel = filters.shape[0]
+    if not isinstance(bank, MelBank):
+        bank = MelBank(bank)
+    n_mel = bank.n_mel
     n_len, n_len_org = n_frames(n)
     # Frames whose window reaches audio samples (whisper.cpp: (n + 200) / 160 + 1).
     n_fft_frames = min((n + _HALF) // HOP + 1, n_len)
@@ -76,14 +73,13 @@ def log_mel(samples: np.ndarray, filters: np.ndarray) -> Tuple[np.ndarray, int]:
     take = min(n, padded.size - _HALF)
     padded[_HALF:_HALF + take] = x[:take]
     frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][:n_fft_frames]
-    bands = _bands(filters)
 
     mel = np.full((n_mel, n_len), _FLOOR, np.float32)
     for i in range(0, n_fft_frames, _CHUNK):
         spec = np.fft.rfft(frames[i:i + _CHUNK] * _HANN, axis=-1)
         power = (spec.real * spec.real + spec.imag * spec.imag).astype(np.float32, copy=False)
         out = mel[:, i:i + power.shape[0]]
-        for j, (lo, hi, w) in enumerate(bands):
+        for j, (lo, hi, w) in enumerate(bank.bands):
             # Not `power @ filters.T`: numpy's BLAS would start its own threads, which
             # spin after the call and slow down a transcription running beside it.
             np.einsum("fk,k->f", power[:, lo:hi], w, out=out[j])

@@ -62,7 +62,7 @@ class Model:
         self._idle: List[_native.State] = []
         self._running: set = set()
         self._closed = False
-        self._filters: Optional[np.ndarray] = None  # mel filterbank, read on first use
+        self._mel_bank: Optional[features.MelBank] = None  # the file's filterbank, read on first use
         self._trimmed: set = set()  # states that ran a trimmed audio_ctx (see _acquire)
 
     # ------------------------------------------------------------------ features
@@ -80,9 +80,9 @@ class Model:
                 or samples.size <= features.N_FFT or samples.size > self._FEATURES_MAX_S * SAMPLE_RATE):
             return None, 0, 0.0
         t0 = time.perf_counter()
-        if self._filters is None:
-            self._filters = ggml_file.read_mel_filters(self.path)
-        mel, frames = features.log_mel(samples, self._filters)
+        if self._mel_bank is None:
+            self._mel_bank = features.MelBank(ggml_file.read_mel_filters(self.path))
+        mel, frames = features.log_mel(samples, self._mel_bank)
         return mel, frames, (time.perf_counter() - t0) * 1000
 
     # ------------------------------------------------------------------ lifecycle

@@ -672,15 +672,10 @@ def _parse_header(r: _FileReader, collect_tokens: bool) -> tuple[HParams, int, i
     hp = HParams.from_bytes(r.exact(4, HParams._STRUCT.size, "the hyperparameters"))
     hp.check()
 
-    offset = _HEADER_SIZE
-    n_mel, n_fft = struct.unpack("<2i", r.exact(offset, 8, "the mel filterbank size"))
-    if n_mel != hp.n_mels or n_fft != WHISPER_N_FFT_BINS:
-        raise ModelError(f"mel filterbank is {n_mel}x{n_fft}, expected {hp.n_mels}x{WHISPER_N_FFT_BINS}")
-    offset += 8
-    filters = np.frombuffer(r.exact(offset, 4 * n_mel * n_fft, "the mel filterbank"), dtype="<f4")
+    filters = _read_filters(r, hp)
     if not np.isfinite(filters).all():
         raise ModelError("mel filterbank contains NaN or infinity")
-    offset += filters.nbytes
+    offset = _HEADER_SIZE + 8 + filters.nbytes
 
     (n_tokens,) = _I32.unpack(r.exact(offset, 4, "the vocabulary size"))
     if not MIN_VOCAB_TOKENS <= n_tokens <= hp.n_vocab:
@@ -688,6 +683,15 @@ def _parse_header(r: _FileReader, collect_tokens: bool) -> tuple[HParams, int, i
     offset += 4
     offset, tokens = _parse_vocab(r, offset, n_tokens, collect_tokens)
     return hp, n_tokens, offset, tokens
+
+
+def _read_filters(r: _FileReader, hp: HParams) -> np.ndarray:
+    """The (n_mels, 201) little-endian float32 filterbank right after the hparams."""
+    n_mel, n_fft = struct.unpack("<2i", r.exact(_HEADER_SIZE, 8, "the mel filterbank size"))
+    if n_mel != hp.n_mels or n_fft != WHISPER_N_FFT_BINS:
+        raise ModelError(f"mel filterbank is {n_mel}x{n_fft}, expected {hp.n_mels}x{WHISPER_N_FFT_BINS}")
+    raw = r.exact(_HEADER_SIZE + 8, 4 * n_mel * n_fft, "the mel filterbank")
+    return np.frombuffer(raw, dtype="<f4").reshape(n_mel, n_fft)
 
 
 def _parse_vocab(r: _FileReader, offset: int, n_tokens: int, collect: bool) -> tuple[int, list[bytes] | None]:
@@ -808,11 +812,7 @@ def read_mel_filters(path: str | os.PathLike[str]) -> np.ndarray:
     multiplies its power spectrum with."""
     with _reading(path) as r:
         hp = HParams.from_bytes(r.exact(4, HParams._STRUCT.size, "the hyperparameters"))
-        n_mel, n_fft = struct.unpack("<2i", r.exact(_HEADER_SIZE, 8, "the mel filterbank size"))
-        if n_mel != hp.n_mels or n_fft != WHISPER_N_FFT_BINS:
-            raise ModelError(f"mel filterbank is {n_mel}x{n_fft}, expected {hp.n_mels}x{WHISPER_N_FFT_BINS}")
-        raw = r.exact(_HEADER_SIZE + 8, 4 * n_mel * n_fft, "the mel filterbank")
-    return np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(n_mel, n_fft)
+        return _read_filters(r, hp).astype(np.float32)
 
 
 def validate(path: str | os.PathLike[str]) -> ModelInfo:
