@@ -95,6 +95,35 @@ def test_concurrent_two_on_one_model(benchmark, audio):
     RATIOS.append(("2 concurrent vs 1 (1 thread each), throughput", speedup, ">= 1.8"))
 
 
+def test_long_interleaved(audio):
+    """The long-file ratios again with the runners taking turns (round-robin, 4 rounds):
+    on a shared machine the speed drifts over minutes, and rows measured one runner after
+    another carry that drift into their ratios."""
+    wav, ref = audio["long"]
+    samples = audio["samples"]["long"]
+    keys = ["faster-whisper-int8", "ours-f16", "ours-bf16", "ours-bf16q8", "ours-bf16q8-dec1"]
+    runners = {k: RUNNERS[k](THREADS) for k in keys}
+    try:
+        for r in runners.values():
+            r.load()
+            r.transcribe(samples, wav)  # warm-up
+        runs = {k: [] for k in keys}
+        for _ in range(4):
+            for k, r in runners.items():
+                runs[k].append(timed(r, samples, wav))
+    finally:
+        for r in runners.values():
+            r.close()
+    med = {k: (statistics.median(w for _, w, _ in v), statistics.median(c for _, _, c in v)) for k, v in runs.items()}
+    fw_wall, fw_cpu = med["faster-whisper-int8"]
+    for k in keys:
+        ROWS.append(dict(workload="long, interleaved", runner=runners[k].name, wall_s=med[k][0], cpu_s=med[k][1],
+                         wer=wer(ref, runs[k][-1][0]), note="4 rounds, runners taking turns"))
+        if k != "faster-whisper-int8":
+            RATIOS.append((f"long, interleaved: {k} / faster-whisper int8, wall", med[k][0] / fw_wall, "<= 0.9"))
+            RATIOS.append((f"long, interleaved: {k} / faster-whisper int8, cpu-s", med[k][1] / fw_cpu, "<= 1.0"))
+
+
 def test_beside_a_busy_process(audio):
     """jfk with other processes keeping all cores but one busy (a desktop with a browser
     compiling something): ours adapts its thread count per call (the default), ours with
