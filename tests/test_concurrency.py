@@ -12,18 +12,25 @@ from whisperx_native import _native
 from _util import JFK_TEXT, normalize
 
 
-def _spin_until(done: threading.Event) -> float:
-    """Pure-Python loop iterations per second until ``done`` (needs the GIL every step)."""
-    n, t0 = 0, time.perf_counter()
+def _spin_until(done: threading.Event, start: float = 0.0):
+    """Pure-Python loop (it needs the GIL every step) until ``done``: its iterations per
+    second and the longest it went without running, counted from ``start`` (when it
+    should have begun: a thread waiting for a held GIL starts late) to its exit."""
+    t0 = last = start or time.perf_counter()
+    n, gap = 0, 0.0
     while not done.is_set():
         n += 1
-    return n / (time.perf_counter() - t0)
+        now = time.perf_counter()
+        gap, last = max(gap, now - last), now
+    end = time.perf_counter()
+    return n / (end - t0), max(gap, end - last)
 
 
-def _rate_ratio_during_transcription(m, samples) -> float:
+def _during_transcription(m, samples):
+    """(loop rate during a transcription / idle rate, longest stall of the loop, run seconds)."""
     idle_done = threading.Event()
     threading.Timer(1.0, idle_done.set).start()
-    idle_rate = _spin_until(idle_done)  # the same loop, nothing else of ours running
+    idle_rate, _ = _spin_until(idle_done)  # the same loop, nothing else of ours running
     done = threading.Event()
     window = {}
 
@@ -34,24 +41,29 @@ def _rate_ratio_during_transcription(m, samples) -> float:
         done.set()
 
     t = threading.Thread(target=work)
+    start = time.perf_counter() + 0.3  # before start(): a GIL held from the first moment blocks start() itself
     t.start()
-    time.sleep(0.3)  # let the native run start
-    busy_rate = _spin_until(done)
+    time.sleep(max(0.0, start - time.perf_counter()))  # let the native run start
+    busy_rate, stall = _spin_until(done, start)
     t.join()
-    assert window["t1"] - window["t0"] > 1.0, "transcription too short to measure"
-    return busy_rate / idle_rate
+    return busy_rate / idle_rate, stall, window["t1"] - window["t0"]
 
 
 def test_gil_is_released_during_transcription(tiny_en_ggml, long_samples):
-    # One inference thread on a 2-core machine leaves a core for the counting thread. A
-    # held GIL would stop the counting thread for the whole run (ratio near 0) in every
-    # attempt; other load on a shared machine only dents single attempts, so up to three.
-    ratios = []
+    # The evidence is the longest stall of a Python loop in another thread: a GIL held over
+    # the native run stops it for the whole run (> 1 s), a released one leaves it stalls of
+    # the 5 ms switch interval. One inference thread on a 2-core machine leaves it a core.
+    # The rate ratio is printed, not asserted: on a shared VM whose second core is partly
+    # taken by the host it fell to 52-64 % in a CI run while the stalls stayed short.
+    runs = []
     with wn.Model(tiny_en_ggml, n_threads=1) as m:
-        while len(ratios) < 3 and (not ratios or max(ratios) < 0.8):
-            ratios.append(_rate_ratio_during_transcription(m, long_samples))
-    print(f"python thread ran at {', '.join(f'{r:.0%}' for r in ratios)} of its idle rate during transcription")
-    assert max(ratios) >= 0.8
+        while len(runs) < 3 and (not runs or min(r[1] for r in runs) >= 0.25):
+            runs.append(_during_transcription(m, long_samples))
+    print("python thread during transcription: " + ", ".join(
+        f"{ratio:.0%} of its idle rate, longest stall {stall * 1000:.0f} ms in a {run:.1f} s run"
+        for ratio, stall, run in runs))
+    assert all(run > 1.0 for _, _, run in runs), "transcription too short to measure"
+    assert min(stall for _, stall, _ in runs) < 0.25
 
 
 def test_two_states_of_one_model_run_at_the_same_time(tiny_en_ggml, jfk_samples):
