@@ -86,7 +86,7 @@ class DecodeOptions:
     language: Optional[str] = None
     translate: bool = False
     n_threads: int = 0                   # 0: default_threads()
-    # Threads of the token-by-token decoder passes (0: n_threads). See decode_threads_for().
+    # Threads of the token-by-token decoder passes (0: n_threads; vendor/patches/0002).
     decode_threads: int = 0
     beam_size: int = 5
     best_of: int = 5
