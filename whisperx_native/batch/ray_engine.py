@@ -1,0 +1,183 @@
+"""The Ray engine: actors that each load the model once, files sent to them as tasks.
+
+One actor per worker slot (``states_per_actor=1``), or one per group of
+``states_per_actor`` slots: an actor then runs that many files at once on the states of
+its single copy of the weights (a threaded actor), as the local engine does. The driver
+keeps every slot busy plus one queued task per actor, and no more: the rest of the
+files wait in the driver (back-pressure), so a million inputs cost a million paths,
+not a million pending tasks. A file that fails, or whose actor dies, is tried once
+more (on whichever actor is free) and then recorded in failures.jsonl.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections import deque
+from pathlib import Path
+from typing import Deque, Dict, List, Optional, Sequence
+
+import ray
+
+from .core import FileWorker, Job, Outcome, Tally, write_texts
+from .inputs import Item
+
+__all__ = ["TranscribeActor", "run_ray", "ensure_ray"]
+
+#: Attempts per file (the first and one retry).
+MAX_ATTEMPTS = 2
+
+
+@ray.remote(concurrency_groups={"control": 1})
+class TranscribeActor:
+    """A Ray actor with one loaded model and ``n_states`` states (its max_concurrency)."""
+
+    def __init__(self, job: Job, n_states: int = 1) -> None:
+        self.worker = FileWorker(job, n_states=n_states)
+        self.node = ray.get_runtime_context().get_node_id()
+
+    def process(self, path: str, outputs: Optional[Sequence[str]]) -> Outcome:
+        outcome = self.worker.process(path, outputs)
+        outcome.node = self.node
+        return outcome
+
+    @ray.method(concurrency_group="control")
+    def stop(self) -> None:
+        self.worker.stop()
+
+    @ray.method(concurrency_group="control")
+    def ready(self) -> str:
+        return self.node
+
+
+def ensure_ray(address: Optional[str] = None) -> bool:
+    """Connect to Ray: the running session, ``address``, or a new local instance. True when
+    this call started it (and its caller should shut it down)."""
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(**kwargs)
+    return True
+
+
+def run_ray(todo: List[Item], out: Path, *, formats, preset, options, model, workers, threads_per_worker,
+            states_per_actor: int, address: Optional[str], write_on: str, tally: Tally,
+            settings: Dict[str, object]) -> None:
+    from .api import BatchError, plan_layout
+
+    started = ensure_ray(address)
+    actors: List = []
+    try:
+        cores = int(ray.cluster_resources().get("CPU", 1))
+        w, t = plan_layout(cores, workers, threads_per_worker)
+        s = max(1, min(states_per_actor, w))
+        n_actors = max(1, math.ceil(w / s))
+        settings.update(workers=w, threads_per_worker=t, states_per_actor=s, actors=n_actors, write_on=write_on,
+                        ray_cpus=cores)
+        if not todo:
+            return
+        n_actors = min(n_actors, math.ceil(len(todo) / s))
+        job = Job(model, t, list(formats), preset, dict(options))
+        # SPREAD: actors go to different nodes first; each reserves the cores its states use.
+        cls = TranscribeActor.options(num_cpus=s * t, max_concurrency=s, max_restarts=1, max_task_retries=0,
+                                      scheduling_strategy="SPREAD")
+        actors = [cls.remote(job, s) for _ in range(n_actors)]
+        _schedule(todo, out, formats, actors, s, write_on, tally)
+    finally:
+        for a in actors:
+            try:
+                ray.kill(a)
+            except Exception:
+                pass
+        if started:
+            ray.shutdown()
+
+
+def _schedule(todo: List[Item], out: Path, formats, actors: List, slots: int, write_on: str, tally: Tally) -> None:
+    from .api import BatchError
+
+    pending: Deque = deque((it, 1) for it in todo)
+    inflight: Dict = {}             # ObjectRef -> (item, attempt, actor index)
+    load = [0] * len(actors)        # tasks submitted to each actor and not yet back
+    dead: set = set()
+    per_actor = slots + 1           # its states busy, and one file queued so none waits on a round trip
+
+    def submit() -> None:
+        while pending:
+            free = [i for i in range(len(actors)) if i not in dead and load[i] < per_actor]
+            if not free:
+                return
+            i = min(free, key=lambda j: load[j])
+            it, attempt = pending.popleft()
+            outputs = None if write_on == "driver" else [str(p) for p in it.outputs(out, formats)]
+            ref = actors[i].process.remote(it.path, outputs)
+            inflight[ref] = (it, attempt, i)
+            load[i] += 1
+
+    def finish(ref) -> None:
+        it, attempt, i = inflight.pop(ref)
+        load[i] -= 1
+        try:
+            outcome: Outcome = ray.get(ref)
+        except ray.exceptions.RayActorError as exc:      # the actor died (it restarts once)
+            outcome = Outcome(it.path, "failed", error_type=type(exc).__name__, message=str(exc).splitlines()[0])
+            if isinstance(exc, ray.exceptions.ActorDiedError) and not _alive(actors[i]):
+                dead.add(i)
+        except ray.exceptions.RayError as exc:
+            cause = getattr(exc, "cause", None) or exc
+            outcome = Outcome(it.path, "failed", error_type=type(cause).__name__, message=str(cause).splitlines()[0])
+        outcome.attempts = attempt
+        if outcome.status == "failed" and not outcome.fatal and attempt < MAX_ATTEMPTS:
+            pending.appendleft((it, attempt + 1))
+            return
+        if outcome.status == "done" and outcome.texts is not None:
+            write_texts(it.outputs(out, formats), [outcome.texts[f] for f in formats])
+            outcome.texts = None
+        tally.add(outcome)
+        if outcome.fatal:
+            raise BatchError(f"{outcome.path}: {outcome.message}")
+
+    try:
+        submit()
+        while inflight:
+            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.5)
+            for ref in ready:
+                finish(ref)
+            if len(dead) == len(actors):
+                raise BatchError("every Ray worker died; see the Ray logs")
+            submit()
+    except BaseException:
+        # Ctrl-C or a fatal error: the actors cancel their running calls (nothing is written
+        # for those); files already transcribed are still written, each atomically.
+        for a in actors:
+            try:
+                a.stop.remote()
+            except Exception:
+                pass
+        deadline = time.monotonic() + 30.0
+        while inflight and time.monotonic() < deadline:
+            ready, _ = ray.wait(list(inflight), num_returns=len(inflight), timeout=0.5)
+            for ref in ready:
+                it, attempt, i = inflight.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                except Exception:
+                    continue
+                if outcome.status == "done":
+                    if outcome.texts is not None:
+                        write_texts(it.outputs(out, formats), [outcome.texts[f] for f in formats])
+                    tally.add(outcome)
+        raise
+
+
+def _alive(actor) -> bool:
+    try:
+        ray.get(actor.ready.remote(), timeout=60)
+        return True
+    except Exception:
+        return False
