@@ -22,6 +22,9 @@ from .errors import (
     InferenceError,
     MemoryBudgetError,
     ModelError,
+    OptionError,
+    OptionTypeError,
+    UsageError,
     WhisperError,
 )
 
@@ -52,7 +55,7 @@ _LAZY = {
 
 __all__ = sorted(list(_LAZY) + [
     "AudioError", "BusyError", "Cancelled", "ClosedError", "InferenceError", "MemoryBudgetError", "ModelError",
-    "WhisperError", "build_info", "__version__",
+    "OptionError", "OptionTypeError", "UsageError", "WhisperError", "build_info", "__version__",
 ])
 
 

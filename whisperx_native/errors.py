@@ -17,6 +17,9 @@ __all__ = [
     "ClosedError",
     "BusyError",
     "MemoryBudgetError",
+    "OptionError",
+    "OptionTypeError",
+    "UsageError",
 ]
 
 
@@ -71,3 +74,16 @@ class InferenceError(WhisperError, RuntimeError):
 
 class MemoryBudgetError(WhisperError, MemoryError):
     """A model (and its per-call buffers) would not fit the configured memory budget."""
+
+
+class OptionError(WhisperError, ValueError):
+    """An option or argument has a value the package cannot use: out of range, not
+    finite, a string that cannot be encoded, an unknown name."""
+
+
+class OptionTypeError(OptionError, TypeError):
+    """An option or argument has the wrong Python type (``beam_size="5"``, ``language=123``)."""
+
+
+class UsageError(WhisperError, RuntimeError):
+    """An object was used in a way its API does not allow (e.g. ``__init__`` called twice)."""

@@ -21,7 +21,8 @@ from . import _native, features
 from .audio import SAMPLE_RATE, AudioLike, as_samples
 from .cancel import CancelToken
 from .vad_filter import remap_segment, speech_only
-from .errors import ClosedError
+from .errors import ClosedError, OptionError
+from .validation import check_call, check_int, check_path
 from .models import ggml_file
 from .models.store import resolve_model_path
 from .options import (N_AUDIO_CTX, DecodeOptions, busy_cores, cpu_count, default_threads, resolve_options,
@@ -48,12 +49,13 @@ class Model:
     def __init__(self, model: "str | os.PathLike", n_threads: Optional[int] = None, *,
                  flash_attn: bool = True, use_gpu: bool = True, max_idle_states: int = 1,
                  adapt_threads: bool = True) -> None:
+        check_path(model, "model")  # a str or PathLike without NUL (a name or a file)
         path = resolve_model_path(model)
         self.info = ggml_file.validate(path)  # raises ModelError: whisper.cpp trusts its input
         self.path = str(path)
         self.name = str(model)
         self.n_threads = _clamp_threads(n_threads)
-        self.max_idle_states = max(0, int(max_idle_states))
+        self.max_idle_states = check_int(max_idle_states, "max_idle_states", 0, None)
         #: Use only the cores other processes leave free (options.threads_for_load), checked
         #: at the start of each call. False: always n_threads (reproducible numerics).
         self.adapt_threads = bool(adapt_threads)
@@ -212,6 +214,7 @@ class Model:
         is re-raised here. ``cancel_token.cancel()`` (from any thread) stops this call
         with ``Cancelled``; ``Model.cancel()`` stops every running call.
         """
+        check_call(cancel_token=cancel_token)
         return self._run(audio, preset, sample_rate, progress_callback, segment_callback, options,
                          on_state=cancel_token.bind if cancel_token is not None else None)
 
@@ -237,11 +240,15 @@ class Model:
         t0 = time.perf_counter()
         if self._closed:
             raise ClosedError("the model is closed")
+        check_call(progress_callback, segment_callback, None, preset)
         samples = as_samples(audio, sample_rate)
         opts = resolve_options(preset, options, samples.size, SAMPLE_RATE, self.n_threads)
         opts = self._check_language(opts)
         if opts.n_threads > cpu_count():
             opts = opts.replace(n_threads=cpu_count())
+        if opts.decode_threads > opts.n_threads:
+            raise OptionError(f"decode_threads must be 0 (= n_threads) .. n_threads ({opts.n_threads}), "
+                              f"got {opts.decode_threads}")
         if self.adapt_threads and opts.n_threads > 1:
             # /proc/loadavg counts the whole machine's runnable tasks: compare with all its cores
             n = threads_for_load(opts.n_threads, busy_cores(), os.cpu_count() or cpu_count())
@@ -319,13 +326,13 @@ class Model:
         if lang is not None:
             lang = lang.lower()
             if _native.lang_id(lang) < 0:
-                raise ValueError(f"unknown language {opts.language!r}; use a code like 'en', 'de', or 'auto'")
+                raise OptionError(f"unknown language {opts.language!r}; use a code like 'en', 'de', or 'auto'")
             opts = opts.replace(language=lang)
         if not self.multilingual:
             if lang not in (None, "en"):
-                raise ValueError(f"{self.name} is an English-only model; it cannot transcribe {lang!r}")
+                raise OptionError(f"{self.name} is an English-only model; it cannot transcribe {lang!r}")
             if opts.translate:
-                raise ValueError(f"{self.name} is an English-only model; translate needs a multilingual one")
+                raise OptionError(f"{self.name} is an English-only model; translate needs a multilingual one")
         return opts
 
 
@@ -343,11 +350,11 @@ def _speech_only(samples, opts):
 
 def _clamp_threads(n: Optional[int]) -> int:
     cores = cpu_count()
-    if n is None or n == 0:
+    if n is None:
         return default_threads()
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"n_threads must be >= 1, got {n}")
+    n = check_int(n, "n_threads", 0, None)
+    if n == 0:
+        return default_threads()
     if n > cores:
         log.warning("n_threads=%d is more than the %d available cores; using %d", n, cores, cores)
         return cores

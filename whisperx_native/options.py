@@ -136,14 +136,16 @@ def resolve_options(preset: Optional[str], overrides: dict, n_samples: int, samp
                     n_threads: int) -> DecodeOptions:
     """Preset + explicit keyword overrides → validated DecodeOptions for one call."""
     name = preset or "accurate"
-    try:
-        opts = PRESETS[name]
-    except KeyError:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}") from None
+    from .errors import OptionError, OptionTypeError
+    from .validation import validate_options
+
+    opts = PRESETS.get(name) if isinstance(name, str) else None
+    if opts is None:
+        raise OptionError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     unknown = set(overrides) - _FIELDS
     if unknown:
-        raise TypeError(f"unknown transcription option(s): {', '.join(sorted(unknown))}")
-    opts = opts.replace(**overrides)
+        raise OptionTypeError(f"unknown transcription option(s): {', '.join(sorted(unknown))}")
+    opts = validate_options(opts.replace(**overrides))  # types, ranges, finiteness: before native code
     if opts.language in ("auto", ""):
         opts = opts.replace(language=None)
     if not opts.n_threads:

@@ -644,8 +644,8 @@ def _open(path: str | os.PathLike[str]) -> tuple[Path, BinaryIO, int]:
         st = os.stat(p)
     except FileNotFoundError:
         raise ModelError(f"model file '{p}' not found") from None
-    except OSError as e:
-        raise ModelError(f"cannot access model file '{p}': {e.strerror or e}") from None
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the name
+        raise ModelError(f"cannot access model file '{p}': {getattr(e, 'strerror', None) or e}") from None
     if stat.S_ISDIR(st.st_mode):
         raise ModelError(f"model path '{p}' is a directory, not a model file")
     if not stat.S_ISREG(st.st_mode):
