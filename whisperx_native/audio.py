@@ -50,6 +50,10 @@ def as_samples(audio: AudioLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     array must already be 16 kHz mono (see the module's rules)."""
     if isinstance(audio, (str, os.PathLike)):
         return load_audio(audio)
+    if hasattr(audio, "read"):  # a binary file object, io.BytesIO (faster-whisper takes them): decode it
+        from .compat import load_audio_file
+
+        return load_audio_file(audio)
     if isinstance(audio, (bytes, bytearray, memoryview)):
         raise AudioError("raw bytes are ambiguous: pass a numpy array (int16 or float32) or a file path")
     if not isinstance(audio, np.ndarray):

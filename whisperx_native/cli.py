@@ -1,43 +1,138 @@
 """Command line: ``whisperx-native`` (also ``python -m whisperx_native``).
 
-    whisperx-native transcribe FILE... [--model NAME|PATH] [--language auto|en|..] [--translate]
-                    [--threads N] [--beam-size N] [--word-timestamps] [--vad] [--prompt TEXT]
-                    [--output-format txt,srt,vtt,json,tsv|all] [--output-dir DIR] [--quiet]
+    whisperx-native transcribe FILE|DIR|-... [--model NAME|PATH] [--language auto|en|..]
+                    [--task transcribe|translate] [--threads N] [--beam-size N] [--best-of N]
+                    [--temperature T] [--word-timestamps] [--no-timestamps] [--max-len N]
+                    [--split-on-word] [--vad] [--prompt TEXT]
+                    [--output-format txt,srt,vtt,json,tsv,csv|all] [--output-dir DIR] [--quiet]
     whisperx-native models ...           (when the model store is installed)
+    whisperx-native batch ...            (when the batch package is installed)
     whisperx-native convert CT2_DIR OUT.bin
     whisperx-native info [--json]
 
+Inputs: files, directories (their audio and video files, recursively, sorted) and ``-``
+(stdin, read whole). whisper-cli's ``-otxt -osrt -ovtt -oj -ocsv -ml -sow -bs -bo -tr
+-nt -tp`` and openai-whisper's underscore spellings (``--output_format``) are accepted.
+
+Without ``-o``, results go to stdout: one format; several files (or a directory) as JSON
+Lines with ``-f json``, as txt with a ``==> NAME <==`` line before each file; SRT, VTT,
+TSV and CSV of several files need ``-o``. On a terminal, txt is printed segment by
+segment as it is decoded.
+
 Exit codes: 0 all good; 1 some file failed (the others were still transcribed);
-2 bad usage, or a model that cannot be loaded; 130 interrupted. Errors are one line
-on stderr; ``--verbose`` adds tracebacks and whisper.cpp's log.
+2 bad usage, or a model that cannot be loaded; 130 interrupted (Ctrl-C: the run stops
+at whisper.cpp's next graph node, nothing is printed, no file is half written);
+141 stdout closed by its reader (``| head``: the run ends at once, quietly). Errors are
+one line on stderr; ``--verbose`` adds tracebacks and whisper.cpp's log.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import json
 import logging
 import os
 import platform
 import sys
+import threading
 import traceback
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
-from .errors import AudioError, WhisperError
+from .errors import AudioError, Cancelled, WhisperError
 from .output.formats import FORMATS
 
-EXIT_OK, EXIT_FILE_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FILE_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_PIPE = 0, 1, 2, 130, 141
 
 #: Files at least this long (seconds) get a progress bar: shorter ones finish before it helps.
 PROGRESS_MIN_SECONDS = 15.0
+
+#: What a directory argument contributes: audio and video files, by extension.
+AUDIO_EXTENSIONS = frozenset(
+    ".wav .wave .flac .ogg .oga .opus .spx .mp3 .mp2 .mpga .m4a .m4b .aac .wma .aif .aiff .aifc .caf .amr .au "
+    ".snd .w64 .webm .mp4 .m4v .mov .mkv .avi .wmv .mpeg .mpg .3gp .ts .mts .flv".split())
+
+#: Formats that are one document per file: several files in one stream would not parse.
+_DOCUMENT_FORMATS = ("srt", "vtt", "tsv", "csv")
+
+#: How often the waiting main thread looks at Ctrl-C and a closed stdout (seconds).
+_POLL_S = 0.05
+
+STDIN = "-"
+
+# --------------------------------------------------------------------------- habits of other tools
+#: whisper-cli's output switches (``-osrt`` would otherwise read as ``-o srt``: a directory).
+_WHISPER_CLI_FORMATS = {
+    "-otxt": "txt", "--output-txt": "txt", "-osrt": "srt", "--output-srt": "srt", "-ovtt": "vtt",
+    "--output-vtt": "vtt", "-oj": "json", "--output-json": "json", "-ojf": "json", "--output-json-full": "json",
+    "-ocsv": "csv", "--output-csv": "csv",
+}
+#: whisper-cli's multi-letter short options with an equivalent here (None: nothing to do).
+_WHISPER_CLI_OPTIONS = {
+    "-ml": "--max-len", "-sow": "--split-on-word", "-bs": "--beam-size", "-bo": "--best-of", "-tr": "--translate",
+    "-nt": "--no-timestamps", "-tp": "--temperature", "-np": "--quiet", "--no-prints": "--quiet",
+    "-pp": None, "--print-progress": None,
+}
+#: whisper-cli's options that have no equivalent: refused with a pointer.
+_WHISPER_CLI_REFUSED = {
+    "-olrc": "LRC is not written here; -f takes txt, srt, vtt, json, tsv, csv or all",
+    "--output-lrc": "LRC is not written here; -f takes txt, srt, vtt, json, tsv, csv or all",
+    "-owts": "karaoke scripts are not written here; --word-timestamps -f json gives every word's time",
+    "--output-words": "karaoke scripts are not written here; --word-timestamps -f json gives every word's time",
+    "-of": "whisper-cli's -of names the output file; here -o DIR is a directory and files are DIR/NAME.FORMAT",
+    "--output-file": "whisper-cli's --output-file names the output file; here -o DIR is a directory "
+                     "and files are DIR/NAME.FORMAT",
+}
+#: Switches that openai-whisper's CLI writes with a value (``--word_timestamps True``).
+_BOOL_FLAGS = {"--word-timestamps", "--vad", "--translate", "--no-timestamps", "--split-on-word", "--verbose"}
+_TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
+#: A -o value that is one of these is a format, not a directory (whisper-cli's -osrt misread).
+_FORMAT_WORDS = set(FORMATS) | {"all", "j", "jf", "lrc", "wts", "words", "json-full"}
 
 
 class UsageError(Exception):
     """A problem with the command itself: reported in one line, exit code 2."""
 
 
+def _translate_argv(argv: List[str]) -> List[str]:
+    """Spellings of whisper-cli and openai-whisper → ours (see the module docstring)."""
+    out: List[str] = []
+    in_transcribe = False
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        i += 1
+        if tok == "--":
+            out.extend(argv[i - 1:])
+            break
+        if tok.startswith("--") and "_" in tok.split("=", 1)[0]:
+            name, eq, value = tok.partition("=")
+            tok = name.replace("_", "-") + eq + value
+        if not in_transcribe:
+            in_transcribe = tok == "transcribe"
+            out.append(tok)
+            continue
+        if tok in _WHISPER_CLI_FORMATS:
+            out += ["--whisper-cli-format", _WHISPER_CLI_FORMATS[tok]]
+            continue
+        if tok in _WHISPER_CLI_REFUSED:
+            raise UsageError(f"{tok}: {_WHISPER_CLI_REFUSED[tok]}")
+        if tok in _WHISPER_CLI_OPTIONS:
+            if _WHISPER_CLI_OPTIONS[tok] is not None:
+                out.append(_WHISPER_CLI_OPTIONS[tok])
+            continue
+        if tok in _BOOL_FLAGS and i < len(argv) and argv[i].lower() in _TRUE | _FALSE:
+            if argv[i].lower() in _TRUE:
+                out.append(tok)
+            i += 1
+            continue
+        out.append(tok)
+    return out
+
+
+# --------------------------------------------------------------------------- argument types
 def _positive_int(value: str) -> int:
     try:
         n = int(value)
@@ -48,32 +143,68 @@ def _positive_int(value: str) -> int:
     return n
 
 
+def _temperature(value: str) -> float:
+    try:
+        t = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not 0.0 <= t <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in 0..1, got {value}")
+    return t
+
+
 def _format_list(value: str) -> List[str]:
     names = [v.strip().lower() for v in value.split(",") if v.strip()]
     if names == ["all"]:
         return list(FORMATS)
     bad = [n for n in names if n not in FORMATS]
     if bad or not names:
+        if "/" in value or os.path.exists(value) or Path(value).suffix.lower() in AUDIO_EXTENSIONS:
+            # whisper-cli's -f is its input file
+            raise argparse.ArgumentTypeError(f"{value!r}: -f sets the output format here ({','.join(FORMATS)} "
+                                             "or all); give the audio files as arguments")
         raise argparse.ArgumentTypeError(f"unknown format {','.join(bad) or value!r}; "
                                          f"choose from {','.join(FORMATS)} or all")
     return list(dict.fromkeys(names))
 
 
-def _models_cli():
-    """The model store's ``models`` commands, when that package part is installed."""
-    name = f"{__package__}.models.cli"
+def _optional_cli(module: str):
+    """``whisperx_native.<module>`` (a CLI part with add_parser/run), or None when not installed."""
+    name = f"{__package__}.{module}"
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise  # a real bug inside it, not its absence
+        if exc.name is None or not name.startswith(exc.name):
+            raise  # a real bug inside it (a missing dependency of it), not its absence
         return None
 
 
-def _parser(models_cli) -> argparse.ArgumentParser:
+def _models_cli():
+    """The model store's ``models`` commands, when that package part is installed."""
+    return _optional_cli("models.cli")
+
+
+def _batch_cli():
+    """The ``batch`` command (whisperx_native.batch), when that package part is installed."""
+    return _optional_cli("batch.cli")
+
+
+def _version() -> str:
+    from . import __version__
+
+    try:
+        from ._native import build_info
+
+        return f"whisperx-native {__version__} (whisper.cpp {build_info()['whisper_cpp']})"
+    except Exception:  # pragma: no cover - a broken native build still says our version
+        return f"whisperx-native {__version__}"
+
+
+def _parser(models_cli, batch_cli=None) -> argparse.ArgumentParser:
     from .models.store import DEFAULT_MODEL
 
     ap = argparse.ArgumentParser(prog="whisperx-native", description="Whisper speech recognition on whisper.cpp")
+    ap.add_argument("--version", action="version", version=_version())
     # --verbose works before or after the subcommand: SUPPRESS keeps one from overwriting the other.
     ap.add_argument("--verbose", "-v", action="store_true", help="tracebacks and whisper.cpp's log")
     verbose = argparse.ArgumentParser(add_help=False)
@@ -81,30 +212,47 @@ def _parser(models_cli) -> argparse.ArgumentParser:
                          help="tracebacks and whisper.cpp's log")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    t = sub.add_parser("transcribe", parents=[verbose], help="transcribe audio or video files",
-                       description="Transcribe files; one failing file is reported and the others still run.")
+    t = sub.add_parser(
+        "transcribe", parents=[verbose], help="transcribe audio or video files",
+        description="Transcribe files, directories (recursively) or - (stdin); one failing file is reported "
+                    "and the others still run. whisper-cli's -osrt/-ovtt/-otxt/-oj/-ocsv/-ml/-sow and "
+                    "openai-whisper's --output_format style spellings are accepted.")
     t.add_argument("files", nargs="+", metavar="FILE",
-                   help="WAV, FLAC, OGG, MP3 ... (M4A, MP4, WebM ... with the av extra)")
+                   help="WAV, FLAC, OGG, MP3 ... (M4A, MP4, WebM ... with the av extra); a directory: its audio "
+                        "and video files, recursively; -: read stdin")
     t.add_argument("--model", "-m", default=DEFAULT_MODEL,
                    help=f"model name or ggml file (default: {DEFAULT_MODEL})")
     t.add_argument("--language", "-l", default="auto", help="language code (en, de, ...) or auto (default)")
+    t.add_argument("--task", choices=["transcribe", "translate"], default="transcribe",
+                   help="translate: into English (as --translate)")
     t.add_argument("--translate", action="store_true", help="translate to English")
     t.add_argument("--threads", "-t", type=_positive_int, default=None,
                    help="CPU threads (default: min(4, cores))")
     t.add_argument("--preset", choices=["accurate", "fast"], default="accurate",
                    help="accurate: beam search with fallback (default); fast: greedy")
     t.add_argument("--beam-size", type=_positive_int, default=None, help="beam width (default 5; 1 is greedy)")
+    t.add_argument("--best-of", type=_positive_int, default=None,
+                   help="candidates sampled at a temperature above 0 (default 5)")
+    t.add_argument("--temperature", type=_temperature, default=None,
+                   help="first sampling temperature (default 0; fallback steps up from it)")
     t.add_argument("--word-timestamps", action="store_true", help="time each word (in JSON output)")
+    t.add_argument("--no-timestamps", action="store_true", help="decode without timestamp tokens")
+    t.add_argument("--max-len", type=_positive_int, default=None, metavar="CHARS",
+                   help="split segments longer than this many characters (whisper-cli's -ml)")
+    t.add_argument("--split-on-word", action="store_true", help="with --max-len: split between words only")
     t.add_argument("--vad", action="store_true", help="skip silence with voice activity detection")
-    t.add_argument("--prompt", default=None, help="initial prompt: spelling, names, style")
-    t.add_argument("--output-format", "-f", type=_format_list, default=["txt"], metavar="FMT[,FMT]",
+    t.add_argument("--prompt", "--initial-prompt", default=None, help="initial prompt: spelling, names, style")
+    t.add_argument("--output-format", "-f", type=_format_list, default=None, metavar="FMT[,FMT]",
                    help=f"{','.join(FORMATS)} or all (default: txt)")
-    t.add_argument("--output-dir", "-o", type=Path, default=None,
+    t.add_argument("--whisper-cli-format", action="append", default=[], help=argparse.SUPPRESS)
+    t.add_argument("--output-dir", "-o", default=None, metavar="DIR",
                    help="write DIR/NAME.FMT per file and format (default: print to stdout)")
     t.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no per-file summary")
 
     if models_cli is not None:
         models_cli.add_parser(sub)
+    if batch_cli is not None:
+        batch_cli.add_parser(sub)
 
     c = sub.add_parser("convert", parents=[verbose], help="convert a CTranslate2 (faster-whisper) model to ggml")
     c.add_argument("src", help="CTranslate2 model directory (model.bin, config.json, vocabulary)")
@@ -116,18 +264,107 @@ def _parser(models_cli) -> argparse.ArgumentParser:
     return ap
 
 
+# ---------------------------------------------------------------------------- inputs
+class _Input(NamedTuple):
+    path: Optional[str]   # None: stdin
+    name: str             # for messages and JSON's "source"
+    stem: str             # for output file names
+
+
+def _expand_inputs(files: List[str]) -> Tuple[List[_Input], List[str], bool]:
+    """(inputs, errors, several): directories become their audio files (recursive,
+    sorted, hidden ones skipped), ``-`` stdin. ``several``: more than one input, or a
+    directory (whose count should not change the output's shape)."""
+    inputs: List[_Input] = []
+    errors: List[str] = []
+    any_dir = False
+    for f in files:
+        if f == STDIN:
+            if any(i.path is None for i in inputs):
+                raise UsageError("- (stdin) given twice")
+            if sys.stdin is None or sys.stdin.isatty():
+                raise UsageError("- reads audio from stdin, which is a terminal: pipe a file in (... - < talk.wav)")
+            inputs.append(_Input(None, "<stdin>", "stdin"))
+        elif os.path.isdir(f):
+            any_dir = True
+            found = []
+            for root, dirs, names in os.walk(f):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                found += [os.path.join(root, n) for n in names
+                          if not n.startswith(".") and os.path.splitext(n)[1].lower() in AUDIO_EXTENSIONS]
+            if not found:
+                errors.append(f"{f}: no audio or video files in this directory")
+            inputs += [_Input(p, p, Path(p).stem or "audio") for p in sorted(found)]
+        else:
+            inputs.append(_Input(f, f, Path(f).stem or "audio"))
+    return inputs, errors, any_dir or len(inputs) > 1
+
+
+def _load(inp: _Input):
+    from .audio import load_audio
+
+    if inp.path is not None:
+        return load_audio(inp.path)
+    from .compat import load_audio_file
+
+    return load_audio_file(sys.stdin.buffer, name=inp.name)
+
+
 # ---------------------------------------------------------------------------- transcribe
+def _check_language(language: str) -> str:
+    """The language code or name, checked here: whisper.cpp's own check logs a line first."""
+    if language.lower() in ("auto", ""):
+        return language
+    from ._native import languages
+
+    known = languages()
+    lang = language.lower()
+    if lang not in known and lang not in {v.lower() for v in known.values()}:
+        raise UsageError(f"unknown language {language!r}; use a code like 'en', 'de', or 'auto'")
+    return lang
+
+
 def _decode_options(args) -> Dict[str, object]:
-    options: Dict[str, object] = {"language": args.language, "translate": args.translate}
+    options: Dict[str, object] = {"language": _check_language(args.language),
+                                  "translate": args.translate or args.task == "translate"}
     if args.beam_size is not None:
         options["beam_size"] = args.beam_size
+    if args.best_of is not None:
+        options["best_of"] = args.best_of
+    if args.temperature is not None:
+        options["temperature"] = args.temperature
     if args.prompt:
         options["initial_prompt"] = args.prompt
     if args.word_timestamps:
         options["token_timestamps"] = True
+    if args.no_timestamps:
+        options["timestamps"] = False
+    if args.max_len is not None:
+        options["max_segment_length"] = args.max_len
+    if args.split_on_word:
+        if args.max_len is None:
+            raise UsageError("--split-on-word splits what --max-len cuts: give --max-len CHARS too")
+        options["split_on_word"] = True
     if args.vad:
         options["vad"] = True
     return options
+
+
+def _output_formats(args) -> List[str]:
+    formats = list(dict.fromkeys((args.output_format or []) + args.whisper_cli_format))
+    return formats or ["txt"]
+
+
+def _output_dir(args) -> Optional[Path]:
+    value = args.output_dir
+    if value is None:
+        return None
+    if value.lower() in _FORMAT_WORDS and not os.path.isdir(value):
+        fmt = {"j": "json", "jf": "json", "json-full": "json"}.get(value.lower(), value.lower())
+        hint = f"use -f {fmt}" if fmt in FORMATS or fmt == "all" else f"-f takes {','.join(FORMATS)} or all"
+        raise UsageError(f"-o {value}: that is a format, but -o takes an output directory; {hint} "
+                         f"(or -o ./{value} for a directory of that name)")
+    return Path(value)
 
 
 class _OutputNames:
@@ -137,8 +374,7 @@ class _OutputNames:
         self.directory = directory
         self.used: set = set()
 
-    def stem(self, path: str) -> Path:
-        base = Path(path).stem or "audio"
+    def stem(self, base: str) -> Path:
         stem, n = base, 1
         while stem in self.used:
             n += 1
@@ -163,55 +399,176 @@ class _Progress:
         self.bar.close()
 
 
-def _transcribe_one(model, path: str, args, options, names: Optional[_OutputNames]) -> None:
-    from .audio import SAMPLE_RATE, load_audio
-    from .output import render, write
-
-    samples = load_audio(path)
-    seconds = samples.size / SAMPLE_RATE
-    progress = None
-    if not args.quiet and seconds >= PROGRESS_MIN_SECONDS:
-        progress = _Progress(Path(path).name)
+def _isatty(stream) -> bool:
     try:
-        result = model.transcribe(samples, preset=args.preset, progress_callback=progress, **options)
+        return stream is not None and stream.isatty()
+    except (ValueError, OSError):
+        return False
+
+
+def _stdout_closed() -> bool:
+    """True once the reader of stdout has gone (``| head`` exited): a pipe's write end
+    then polls as POLLERR. Files and terminals never do."""
+    try:
+        import select
+
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _fd, ev in poller.poll(0))
+    except (AttributeError, ValueError, OSError):  # no poll (Windows), no real stdout
+        return False
+
+
+def _silence_native_log() -> None:
+    # whisper.cpp logs the abort of a cancelled run as an error: not news after Ctrl-C.
+    logging.getLogger("whisperx_native.native").disabled = True
+
+
+def _join(worker: threading.Thread) -> None:
+    try:
+        worker.join()
+    except KeyboardInterrupt:  # a second Ctrl-C while the run stops: leave now
+        os._exit(EXIT_INTERRUPTED)
+
+
+def _run_watched(call, token, watch_stdout: bool):
+    """``call()`` on a worker thread while this (main) thread stays where Python sees
+    Ctrl-C at once: the native run holds no GIL, but a signal handler only runs when
+    the main thread executes Python. On Ctrl-C or a closed stdout the run is cancelled
+    (whisper.cpp checks the flag at every graph node) and the worker joined."""
+    box: Dict[str, object] = {}
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            box["result"] = call()
+        except BaseException as exc:  # raised in the main thread below
+            box["error"] = exc
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=work, name="whisperx_native-cli", daemon=True)
+    try:
+        worker.start()
+        while not done.wait(_POLL_S):
+            if watch_stdout and _stdout_closed():
+                token.cancel()
+                _join(worker)
+                raise BrokenPipeError(errno.EPIPE, "stdout closed")
+    except KeyboardInterrupt:
+        _silence_native_log()
+        token.cancel()
+        if worker.is_alive():
+            _join(worker)
+        raise
+    worker.join()
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box["result"]
+
+
+def _transcribe_one(model, inp: _Input, args, options, plan: "_Plan") -> None:
+    from .audio import SAMPLE_RATE
+    from .cancel import CancelToken
+    from .output import json_line, render, txt_line, write
+
+    samples = _load(inp)
+    seconds = samples.size / SAMPLE_RATE
+    to_stdout = plan.names is None
+    fmt = plan.formats[0]
+    if to_stdout and plan.several and fmt == "txt":
+        sys.stdout.write(f"{'' if plan.first else chr(10)}==> {inp.name} <==\n")
+        sys.stdout.flush()
+    plan.first = False
+    stream = to_stdout and fmt == "txt" and _isatty(sys.stdout)  # as whisper-cli: text as it comes
+
+    def print_segment(seg) -> None:
+        sys.stdout.write(txt_line(seg.text))
+        sys.stdout.flush()
+
+    progress = None
+    if not args.quiet and not stream and seconds >= PROGRESS_MIN_SECONDS and _isatty(sys.stderr):
+        progress = _Progress(inp.name if inp.path is None else Path(inp.path).name)
+    token = CancelToken()
+    try:
+        result = _run_watched(
+            lambda: model.transcribe(samples, preset=args.preset, progress_callback=progress,
+                                     segment_callback=print_segment if stream else None, cancel_token=token,
+                                     **options),
+            token, watch_stdout=to_stdout)
     finally:
         if progress is not None:
             progress.close()
     written = []
-    if names is None:
-        for fmt in args.output_format:
-            sys.stdout.write(render(result, fmt, source=path))
+    if to_stdout:
+        if fmt == "json" and plan.several:
+            sys.stdout.write(json_line(result, source=inp.name))
+        elif not stream:
+            sys.stdout.write(render(result, fmt, source=inp.name))
         sys.stdout.flush()
     else:
-        stem = names.stem(path)
-        for fmt in args.output_format:
-            written.append(str(write(result, fmt, Path(f"{stem}.{fmt}"), source=path)))
+        stem = plan.names.stem(inp.stem)
+        for f in plan.formats:
+            written.append(str(write(result, f, Path(f"{stem}.{f}"), source=inp.name)))
     if not args.quiet:
         t = result.timings
         lang = result.language or "?"
         if result.language_probability is not None:
             lang += f" ({result.language_probability:.0%})"
         out = f" → {', '.join(written)}" if written else ""
-        print(f"{path}: {seconds:.1f} s audio, {lang}, {t.get('total_ms', 0.0) / 1000:.2f} s, "
+        print(f"{inp.name}: {seconds:.1f} s audio, {lang}, {t.get('total_ms', 0.0) / 1000:.2f} s, "
               f"real-time factor {t.get('real_time_factor', 0.0):.3f}{out}", file=sys.stderr)
+
+
+class _Plan:
+    """Where the results go: a directory (``names``) or stdout, in which formats."""
+
+    def __init__(self, formats: List[str], names: Optional[_OutputNames], several: bool) -> None:
+        self.formats = formats
+        self.names = names
+        self.several = several
+        self.first = True
 
 
 def _transcribe(args) -> int:
     from .model import Model
 
     options = _decode_options(args)
+    formats = _output_formats(args)
+    out_dir = _output_dir(args)
+    inputs, failures, several = _expand_inputs(args.files)
+    if out_dir is None:
+        if len(formats) > 1:
+            raise UsageError(f"stdout takes one format; for {','.join(formats)} give -o DIR "
+                             "(each format to its own file)")
+        if several and formats[0] in _DOCUMENT_FORMATS:
+            raise UsageError(f"{formats[0]} of several files on stdout would run together into one invalid "
+                             f"document: give -o DIR (one {formats[0]} file per input)")
+    for message in failures:
+        _report(message, False)
+    if not inputs:
+        return EXIT_FILE_FAILED
     names = None
-    if args.output_dir is not None:
+    if out_dir is not None:
         try:
-            args.output_dir.mkdir(parents=True, exist_ok=True)
+            out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UsageError(f"cannot create output directory {args.output_dir}: {exc.strerror or exc}") from None
-        names = _OutputNames(args.output_dir)
-    failed = 0
+            raise UsageError(f"cannot create output directory {out_dir}: {exc.strerror or exc}") from None
+        names = _OutputNames(out_dir)
+    plan = _Plan(formats, names, several)
+    failed = len(failures)
+    total = len(inputs) + len(failures)
     with Model(args.model, n_threads=args.threads) as model:
-        for path in args.files:
+        for inp in inputs:
+            if names is None and _stdout_closed():
+                raise BrokenPipeError(errno.EPIPE, "stdout closed")
             try:
-                _transcribe_one(model, path, args, options, names)
+                _transcribe_one(model, inp, args, options, plan)
+            except (BrokenPipeError, KeyboardInterrupt):
+                raise
+            except Cancelled:  # only this command cancels; a stray one is this file's failure
+                failed += 1
+                _report(f"{inp.name}: cancelled", args.verbose)
             except AudioError as exc:  # names the file already
                 failed += 1
                 _report(str(exc), args.verbose)
@@ -219,9 +576,9 @@ def _transcribe(args) -> int:
                 raise UsageError(str(exc)) from exc
             except Exception as exc:  # this file's problem, whatever it is: go on with the next
                 failed += 1
-                _report(f"{path}: {exc}", args.verbose)
-    if failed and len(args.files) > 1 and not args.quiet:
-        print(f"{failed} of {len(args.files)} files failed", file=sys.stderr)
+                _report(f"{inp.name}: {exc}", args.verbose)
+    if failed and total > 1 and not args.quiet:
+        print(f"{failed} of {total} files failed", file=sys.stderr)
     return EXIT_FILE_FAILED if failed else EXIT_OK
 
 
@@ -287,27 +644,50 @@ def _info(args) -> int:
     return EXIT_OK
 
 
+def _quiet_closed_pipe() -> None:
+    """stdout's reader is gone: send what is still buffered (and any last words) nowhere,
+    so the interpreter's exit does not complain about it."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (AttributeError, ValueError, OSError):
+            pass
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line; returns the exit code."""
-    models_cli = _models_cli()
-    args = _parser(models_cli).parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
-    if not args.verbose:
-        logging.getLogger("whisperx_native.native").setLevel(logging.ERROR)
-    commands = {"transcribe": _transcribe, "convert": _convert, "info": _info}
-    if models_cli is not None:
-        commands["models"] = models_cli.run
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = any(a in ("--verbose", "-v") for a in argv)
     try:
-        return commands[args.command](args)
-    except (UsageError, WhisperError, OSError) as exc:
-        _report(str(exc), args.verbose)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        try:
+            argv = _translate_argv(argv)
+        except UsageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        models_cli, batch_cli = _models_cli(), _batch_cli()
+        args = _parser(models_cli, batch_cli).parse_args(argv)
+        verbose = args.verbose
+        logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(name)s: %(message)s")
+        if not verbose:
+            logging.getLogger("whisperx_native.native").setLevel(logging.ERROR)
+        commands = {"transcribe": _transcribe, "convert": _convert, "info": _info}
+        if models_cli is not None:
+            commands["models"] = models_cli.run
+        if batch_cli is not None:
+            commands["batch"] = batch_cli.run
+        code = commands[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
+    except KeyboardInterrupt:  # Ctrl-C: quietly, as other tools do (the terminal shows ^C)
+        _silence_native_log()
         return EXIT_INTERRUPTED
-    except BrokenPipeError:  # stdout closed early (| head): stop quietly, as other tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_FILE_FAILED
+    except BrokenPipeError:  # stdout closed early (| head): stop at once and quietly, as cat does
+        _quiet_closed_pipe()
+        return EXIT_PIPE
+    except (UsageError, WhisperError, OSError) as exc:
+        _report(str(exc), verbose)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

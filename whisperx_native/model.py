@@ -241,6 +241,9 @@ class Model:
         if self._closed:
             raise ClosedError("the model is closed")
         check_call(progress_callback, segment_callback, None, preset)
+        from .compat import progress_logger  # faster-whisper's log_progress=True: a callback that logs
+
+        progress_callback = progress_logger(options, progress_callback)
         samples = as_samples(audio, sample_rate)
         opts = resolve_options(preset, options, samples.size, SAMPLE_RATE, self.n_threads)
         opts = self._check_language(opts)
@@ -342,7 +345,7 @@ def _speech_only(samples, opts):
 
     vad, _info = load_vad(opts.vad_model, n_threads=min(opts.n_threads, 4))
     try:
-        segments = vad.segments(samples)
+        segments = vad.segments(samples, **dict(opts.vad_parameters))
     finally:
         vad.close()
     return speech_only(samples, segments)

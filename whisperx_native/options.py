@@ -119,6 +119,9 @@ class DecodeOptions:
     duration_ms: int = 0
     vad: bool = False                    # transcribe only the speech Silero VAD finds
     vad_model: Optional[str] = None      # Silero ggml file; None: the packaged one
+    # (name, value) pairs for the VAD's segmentation: threshold, min_speech_ms, min_silence_ms,
+    # max_speech_s, speech_pad_ms (compat.py maps faster-whisper's vad_parameters to them).
+    vad_parameters: tuple = ()
 
     def replace(self, **changes) -> "DecodeOptions":
         return dataclasses.replace(self, **changes)
@@ -135,6 +138,9 @@ _FIELDS = {f.name for f in dataclasses.fields(DecodeOptions)}
 def resolve_options(preset: Optional[str], overrides: dict, n_samples: int, sample_rate: int,
                     n_threads: int) -> DecodeOptions:
     """Preset + explicit keyword overrides → validated DecodeOptions for one call."""
+    from .compat import translate_options  # faster-whisper's keyword names → these fields
+
+    overrides = translate_options(overrides)
     name = preset or "accurate"
     from .errors import OptionError, OptionTypeError
     from .validation import validate_options

@@ -16,7 +16,8 @@ class Token:
 
     ``p`` is the token's probability, ``logprob`` its log-probability. ``start`` and
     ``end`` are whisper.cpp's token timestamps: real only when the run asked for
-    ``token_timestamps=True`` (otherwise -0.01). Special tokens (id ≥ the model's
+    ``token_timestamps=True`` (otherwise whisper.cpp's -0.01, which ``to_dict`` and
+    JSON output give as ``None`` / ``null``). Special tokens (id ≥ the model's
     end-of-text id) have text like ``[_BEG_]`` or ``[_TT_123]``."""
 
     id: int
@@ -89,8 +90,14 @@ class Result:
         return self.language_probs.get(self.language)
 
     def to_dict(self) -> dict:
-        """Fields, plus ``text`` and ``language_probability``, as plain JSON-ready values."""
+        """Fields, plus ``text`` and ``language_probability``, as plain JSON-ready values
+        (token times that whisper.cpp did not compute are ``None``)."""
         d = dataclasses.asdict(self)
+        for seg in d["segments"]:
+            for tok in seg["tokens"]:  # whisper.cpp's "no time" (-0.01): null, not a time before the audio
+                for key in ("start", "end"):
+                    if tok[key] is not None and tok[key] < 0:
+                        tok[key] = None
         d["text"] = self.text
         d["language_probability"] = self.language_probability
         return d

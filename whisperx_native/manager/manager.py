@@ -165,7 +165,9 @@ class WhisperManager:
             except ModelError as exc:  # e.g. a smaller variant that cannot be installed here
                 if len(options) == 1:
                     raise
-                errors.append(f"{chosen}: {exc}")
+                # One full reason; the smaller variants mostly fail the same way (a 3 KB event otherwise).
+                why = str(exc) if not errors else str(exc).splitlines()[-1].strip()
+                errors.append(f"{chosen}: {'as above' if errors and why in errors[0] else why}")
                 continue
             load_ms = (time.perf_counter() - t0) * 1000
             if chosen != name:

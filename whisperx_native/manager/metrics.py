@@ -41,6 +41,6 @@ class Metrics:
         for key in _SUMMARY_KEYS:
             values = [c[key] for c in calls if key in c]
             if values:
-                out[key] = {"p50": float(np.percentile(values, 50)), "p95": float(np.percentile(values, 95)),
-                            "max": float(max(values))}
+                out[key] = {"p50": round(float(np.percentile(values, 50)), 3),  # 3 decimals: ms, s, ratios
+                            "p95": round(float(np.percentile(values, 95)), 3), "max": round(float(max(values)), 3)}
         return out

@@ -81,28 +81,37 @@ def _list(args) -> int:
     from . import registry, store
 
     if args.available:
-        rows = [registry.get(n).as_dict() for n in registry.names()]
-        _emit(args, rows, lambda rs: "\n".join(
-            f"{r['name']:22} {r['type']:5} ~{_mb(r['size'])}  needs {_mb(r['memory']['total'])}"
-            f"{'  downloadable' if r['published'] else ''}" for r in rs))
+        installed = {r["name"] for r in store.installed_models(args.cache) if r.get("valid")}
+        rows = [dict(registry.get(n).as_dict(), installed=n in installed) for n in registry.names()]
+        _emit(args, rows, _available_text)
         return EXIT_OK
     rows = store.installed_models(args.cache, measure=args.measure)
 
     def text(rs: List[Dict]) -> str:
         if not rs:
             return f"no models installed in {store.cache_dir(args.cache)}"
-        lines = [f"{'name':22} {'type':5} {'size':>11} {'weights':>11} {'per state':>11} {'total':>11}  source"]
+        tw = max([5] + [len(r["type"]) for r in rs if r["valid"]])
+        lines = [f"{'name':22} {'type':{tw}} {'size':>11} {'weights':>11} {'per state':>11} {'total':>11}  source"]
         for r in rs:
             if not r["valid"]:
                 lines.append(f"{r['name']:22} INVALID: {r['error']}")
                 continue
             m = r.get("measured") or r["memory"]  # measured when asked, else the exact estimate
-            lines.append(f"{r['name']:22} {r['type']:5} {_mb(r['size'])} {_mb(m['weights'])} {_mb(m['state'])} "
+            lines.append(f"{r['name']:22} {r['type']:{tw}} {_mb(r['size'])} {_mb(m['weights'])} {_mb(m['state'])} "
                          f"{_mb(m['total'])}  {r['source'] or '?'}")
         return "\n".join(lines)
 
     _emit(args, rows, text)
     return EXIT_OK
+
+
+def _available_text(rows: List[Dict]) -> str:
+    tw = max([len("type")] + [len(r["type"]) for r in rows])  # bf16+q8_0 is wider than f16
+    lines = [f"{'name':22} {'type':{tw}} {'size':>11} {'needs':>11}  {'installed':9}  downloadable"]
+    for r in rows:
+        lines.append(f"{r['name']:22} {r['type']:{tw}} {_mb(r['size'])} {_mb(r['memory']['total'])}  "
+                     f"{'yes' if r['installed'] else '-':9}  {'yes' if r['published'] else '-'}")
+    return "\n".join(lines) + "\nsize: approximate file size; needs: weights + one state's buffers (greedy)"
 
 
 def _install(args) -> int:

@@ -249,7 +249,8 @@ def _convert(spec: registry.ModelSpec, target: Path, ct2_dir) -> str:
         convert_ct2(ct2_dir, target, overwrite=True)
         return f"converted from CTranslate2 directory {ct2_dir}"
     if spec.name not in CT2_PACKAGES:
-        raise _Skip(f"no CTranslate2 source: pass ct2_dir (none of the known packages carries {spec.name})")
+        raise _Skip(f"no CTranslate2 source: give one with --ct2-dir DIR (Python: ct2_dir=) "
+                    f"(none of the known packages carries {spec.name})")
     convert_packaged(spec.name, target, overwrite=True)
     return f"converted from installed package(s) {', '.join(p for p, _ in CT2_PACKAGES[spec.name])}"
 

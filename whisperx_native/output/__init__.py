@@ -1,4 +1,4 @@
-"""Transcript files: txt, SRT, WebVTT, JSON and TSV from a ``Result``.
+"""Transcript files: txt, SRT, WebVTT, JSON, TSV and CSV from a ``Result``.
 
     from whisperx_native.output import render, write
     print(render(result, "srt"))
@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Optional, Union
 
 from ..result import Result
-from .formats import FORMATS, format_timestamp, render
+from .formats import FORMATS, format_timestamp, json_line, render, txt_line
 
-__all__ = ["FORMATS", "format_timestamp", "render", "write"]
+__all__ = ["FORMATS", "format_timestamp", "json_line", "render", "txt_line", "write"]
 
 
 def write(result: Result, fmt: str, path: Union[str, os.PathLike], *, source: Optional[str] = None) -> Path:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from typing import Callable, Dict, Optional
 
 from ..result import Result
 
-__all__ = ["FORMATS", "format_timestamp", "render"]
+__all__ = ["FORMATS", "format_timestamp", "json_line", "render", "txt_line"]
 
 
 def format_timestamp(seconds: float, decimal: str = ".") -> str:
@@ -24,8 +26,14 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def txt_line(text: str) -> str:
+    """One segment's line of the txt format ("" for a segment with no text)."""
+    line = _one_line(text)
+    return f"{line}\n" if line else ""
+
+
 def _txt(result: Result, source: Optional[str]) -> str:
-    return "".join(f"{_one_line(s.text)}\n" for s in result.segments if s.text.strip())
+    return "".join(txt_line(s.text) for s in result.segments)
 
 
 def _cues(result: Result, decimal: str, escape: Callable[[str], str]):
@@ -57,18 +65,37 @@ def _tsv(result: Result, source: Optional[str]) -> str:
     return "start\tend\ttext\n" + "".join(row + "\n" for row in rows)
 
 
-def _json(result: Result, source: Optional[str]) -> str:
+def _csv(result: Result, source: Optional[str]) -> str:
+    # whisper-cli's -ocsv: integer milliseconds, the text quoted ("" inside).
+    out = io.StringIO()
+    w = csv.writer(out, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
+    w.writerow(["start", "end", "text"])
+    for s in result.segments:
+        w.writerow([round(s.start * 1000), round(s.end * 1000), _one_line(s.text)])
+    return out.getvalue()
+
+
+def _json_dict(result: Result, source: Optional[str]) -> dict:
     from .. import __version__, build_info
 
     d = result.to_dict()
     if source is not None:
         d = {"source": source, **d}
     d["build"] = {"whisperx_native": __version__, **build_info()}
-    return json.dumps(d, ensure_ascii=False, indent=2) + "\n"
+    return d
+
+
+def _json(result: Result, source: Optional[str]) -> str:
+    return json.dumps(_json_dict(result, source), ensure_ascii=False, indent=2) + "\n"
+
+
+def json_line(result: Result, *, source: Optional[str] = None) -> str:
+    """The JSON document of ``result`` on one line (JSON Lines: one object per input file)."""
+    return json.dumps(_json_dict(result, source), ensure_ascii=False) + "\n"
 
 
 _RENDERERS: Dict[str, Callable[[Result, Optional[str]], str]] = {
-    "txt": _txt, "srt": _srt, "vtt": _vtt, "json": _json, "tsv": _tsv,
+    "txt": _txt, "srt": _srt, "vtt": _vtt, "json": _json, "tsv": _tsv, "csv": _csv,
 }
 
 #: Output formats, in the order the CLI lists them.
