@@ -18,6 +18,7 @@ class CancelToken:
         self._lock = threading.Lock()
         self._cancelled = False
         self._state = None
+        self._generation = None  # the bound state's owner generation (State.claim)
 
     @property
     def cancelled(self) -> bool:
@@ -27,7 +28,7 @@ class CancelToken:
         with self._lock:  # never cancel a state already back in the pool: another call may own it
             self._cancelled = True
             if self._state is not None:
-                self._state.cancel()
+                self._state.cancel(self._generation)
 
     def check(self) -> None:
         """Raise ``Cancelled`` if cancel() was called (for callbacks of the run)."""
@@ -38,5 +39,6 @@ class CancelToken:
         """The call's native state while it holds one, None once it is back in the pool."""
         with self._lock:
             self._state = state
+            self._generation = getattr(state, "generation", None) if state is not None else None
         if state is not None:
             self.check()

@@ -161,6 +161,7 @@ class Model:
                 # Trimmed runs take trimmed states first, keeping clean ones clean.
                 st = max(fits, key=lambda s: s in self._trimmed) if not full_ctx else fits[-1]
                 self._idle.remove(st)
+                st.claim()  # a new owner: a late cancel aimed at the previous call is void
                 self._running.add(st)
                 return st
         st = self._ctx.new_state()  # allocation outside the lock: others keep going
@@ -191,10 +192,10 @@ class Model:
 
     def cancel(self) -> None:
         """Stop every running ``transcribe`` of this model; each raises ``Cancelled``."""
-        with self._lock:
-            running = list(self._running)
-        for st in running:
-            st.cancel()
+        with self._lock:  # each with its owner's generation: a state that went back to the pool
+            running = [(st, st.generation) for st in self._running]  # and on to another call is left alone
+        for st, generation in running:
+            st.cancel(generation)
 
     # ------------------------------------------------------------------ work
     def transcribe(self, audio: AudioLike, *, preset: Optional[str] = None, sample_rate: int = SAMPLE_RATE,

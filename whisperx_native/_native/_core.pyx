@@ -29,12 +29,22 @@ import threading
 import weakref
 
 from whisperx_native.errors import (
+    AudioError,
     BusyError,
     Cancelled,
     ClosedError,
     InferenceError,
     ModelError,
+    OptionError,
+    UsageError,
 )
+
+
+def _threads(n, field="n_threads"):
+    """A thread count for whisper.cpp: an int >= 1, clamped to the cores we may use."""
+    from whisperx_native.validation import clamp_threads
+
+    return clamp_threads(n, field)
 
 cdef extern from "ggml.h" nogil:
     int64_t ggml_time_us()
@@ -232,7 +242,7 @@ cdef class Context:
         cdef const char * cpath = bpath
         cdef int64_t t0
         if self._ctx != NULL:
-            raise RuntimeError("Context.__init__ called twice")
+            raise UsageError("Context.__init__ called twice")
         cparams.use_gpu = use_gpu
         cparams.flash_attn = flash_attn
         cparams.gpu_device = gpu_device
@@ -414,6 +424,7 @@ cdef class State:
     cdef object _cb_error
     cdef int _segments_reported
     cdef int _max_decoders            # most decoders any run may have used (KV size)
+    cdef long long _gen               # the owner's generation (claim()); cancels name it
     cdef readonly dict sizes          # native buffer sizes logged at init, bytes
     cdef object __weakref__
 
@@ -428,6 +439,8 @@ cdef class State:
     def __init__(self, Context ctx not None):
         cdef w.whisper_context * c
         cdef w.whisper_state * st = NULL
+        if self._st != NULL or self._owner is not None:
+            raise UsageError("State.__init__ called twice")
         ctx._attach()
         try:
             c = ctx._alive()
@@ -486,10 +499,33 @@ cdef class State:
         self.close()
         return False
 
-    def cancel(self):
+    def cancel(self, generation=None):
         """Stop the running transcription at its next abort check, or the next one to
-        start if none runs (thread-safe). Each run clears the request when it ends."""
-        self._ctl.abort = 1
+        start if none runs (thread-safe). Each run clears the request when it ends.
+
+        ``generation`` (from :meth:`claim`) ties the cancel to one owner of a pooled
+        state: once the state was claimed again, a late cancel of the previous owner
+        does nothing instead of cancelling an unrelated call."""
+        if generation is None or generation == self._gen:
+            self._ctl.abort = 1
+
+    def claim(self):
+        """Start a new owner of this state (a pool hands it to a new call): forget any
+        cancel aimed at the previous owner and return the new generation for
+        :meth:`cancel`. Raises BusyError while a run is in progress."""
+        if not self._run_lock.acquire(False):
+            raise BusyError("cannot claim a state while it is transcribing")
+        try:
+            self._gen += 1
+            self._ctl.abort = 0
+            return self._gen
+        finally:
+            self._run_lock.release()
+
+    @property
+    def generation(self):
+        """The current owner's generation (see :meth:`claim`)."""
+        return self._gen
 
     def memory(self):
         """Native bytes held by this state: KV caches and compute buffers.
@@ -548,15 +584,16 @@ cdef class State:
             tokens,
         )
 
-    def detect_language(self, const float[::1] samples, int n_threads=1):
+    def detect_language(self, const float[::1] samples, n_threads=1):
         """Language probabilities of the first 30 s: {code: p}, best first."""
+        cdef int nt = _threads(n_threads)
         cdef w.whisper_context * c
         cdef int n_lang = w.whisper_lang_max_id() + 1
         cdef float * probs
         cdef int rc = 0, best
         cdef Py_ssize_t n = samples.shape[0]
         if n == 0:
-            raise ValueError("no audio")
+            raise AudioError("no audio")
         if not self._run_lock.acquire(False):
             raise BusyError("this state is already transcribing in another thread")
         try:
@@ -567,9 +604,9 @@ cdef class State:
                 raise MemoryError()
             try:
                 with nogil:
-                    rc = w.whisper_pcm_to_mel_with_state(c, self._st, &samples[0], <int>n, n_threads)
+                    rc = w.whisper_pcm_to_mel_with_state(c, self._st, &samples[0], <int>n, nt)
                     if rc == 0:
-                        best = w.whisper_lang_auto_detect_with_state(c, self._st, 0, n_threads, probs)
+                        best = w.whisper_lang_auto_detect_with_state(c, self._st, 0, nt, probs)
                 if rc != 0:
                     raise InferenceError(-2, "whisper_pcm_to_mel")
                 if best < 0:
@@ -610,17 +647,21 @@ cdef class State:
             c = self._owner._ctx
             keep = []  # bytes objects whose buffers whisper.cpp reads during the run
             _fill_params(&p, opts, keep)
+            # Threads: never more than the cores (whisper.cpp's spinning barriers would wait).
+            p.n_threads = _threads(p.n_threads)
+            if p.n_threads_decode > p.n_threads:
+                p.n_threads_decode = p.n_threads
             if n > 2147483647:
-                raise ValueError("audio too long for whisper.cpp (int32 sample count)")
+                raise AudioError("audio too long for whisper.cpp (int32 sample count)")
             if mel is not None:
                 mel_view = mel
                 mel_n, mel_len = mel_view.shape[0], mel_view.shape[1]
                 if mel_n != w.whisper_model_n_mels(c):
-                    raise ValueError(f"mel has {mel_n} bands, the model {w.whisper_model_n_mels(c)}")
+                    raise OptionError(f"mel has {mel_n} bands, the model {w.whisper_model_n_mels(c)}")
                 if not 0 < mel_frames <= mel_len or mel_frames > 2147483647 // 10:
-                    raise ValueError(f"mel_frames must be in 1..{mel_len}, got {mel_frames}")
+                    raise OptionError(f"mel_frames must be in 1..{mel_len}, got {mel_frames}")
                 if p.offset_ms or p.duration_ms or p.token_timestamps:
-                    raise ValueError("a precomputed mel does not go with offset_ms, duration_ms or token timestamps")
+                    raise OptionError("a precomputed mel does not go with offset_ms, duration_ms or token timestamps")
                 mel_data = &mel_view[0, 0]
                 # whisper_set_mel counts every frame as audio: the padding must not be transcribed.
                 p.duration_ms = mel_frames * 10

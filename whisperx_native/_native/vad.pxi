@@ -11,14 +11,30 @@ from libc.string cimport memcpy
 import numpy as _np
 
 
+def _vad_samples(samples):
+    """1-D float32 C-contiguous samples, or AudioError saying what is wrong."""
+    from whisperx_native.errors import AudioError
+
+    try:
+        a = _np.asarray(samples)
+    except Exception as exc:
+        raise AudioError(f"cannot interpret {type(samples).__name__} as audio: {exc}") from None
+    if a.ndim != 1:
+        raise AudioError(f"VAD samples must be 1-D 16 kHz mono, got shape {a.shape}")
+    if a.dtype.kind not in "fiu":
+        raise AudioError(f"VAD samples must be float32 (or a real number type), got {a.dtype}")
+    return _np.ascontiguousarray(a, dtype=_np.float32)
+
+
 cdef class VadContext:
     """One Silero VAD model (``whisper_vad_context``) and its streaming state.
 
     ``detect`` returns one speech probability per frame of ``frame_samples``
     (512 at 16 kHz: 32 ms) samples; a last partial frame is zero-padded by
     whisper.cpp, so streaming callers feed whole frames. One call at a time:
-    a second thread gets ``BusyError``. The caller validates the file first
-    (whisperx_native.realtime.vad): whisper.cpp trusts its input."""
+    a second thread gets ``BusyError``. The file is validated completely
+    (whisperx_native.models.vad_file) before whisper.cpp reads it: it trusts its
+    input. ``n_threads`` is clamped to the cores this process may use."""
 
     cdef w.whisper_vad_context * _vctx
     cdef readonly str path
@@ -30,14 +46,19 @@ cdef class VadContext:
         self._vctx = NULL
         self._lock = threading.Lock()
 
-    def __init__(self, path, *, int n_threads=1):
+    def __init__(self, path, *, n_threads=1):
+        from whisperx_native.errors import UsageError
+        from whisperx_native.models.vad_file import validate_vad
+        from whisperx_native.validation import check_path, clamp_threads
+
         cdef w.whisper_vad_context_params cparams = w.whisper_vad_default_context_params()
+        if self._vctx != NULL:
+            raise UsageError("VadContext.__init__ called twice")
+        path = check_path(path, "path")
+        n_threads = clamp_threads(n_threads)
+        validate_vad(path)  # whisper.cpp aborts on a malformed file, or on a whisper model
         cdef bytes bpath = os.fsencode(path)
         cdef const char * cpath = bpath
-        if self._vctx != NULL:
-            raise RuntimeError("VadContext.__init__ called twice")
-        if n_threads < 1:
-            raise ValueError(f"n_threads must be >= 1, got {n_threads}")
         cparams.n_threads = n_threads
         cparams.use_gpu = False  # whisper.cpp forces CPU for VAD anyway
         self.path = os.fsdecode(bpath)
@@ -101,26 +122,28 @@ cdef class VadContext:
         finally:
             self._lock.release()
 
-    def detect(self, const float[::1] samples, bint reset=True):
+    def detect(self, samples, reset=True):
         """Speech probability of each frame of 16 kHz float32 ``samples`` (a float32 array).
 
         ``reset=False`` continues from the state the previous call left, which is
         how a stream is fed chunk by chunk."""
-        cdef Py_ssize_t n = samples.shape[0]
+        cdef const float[::1] view = _vad_samples(samples)
+        cdef Py_ssize_t n = view.shape[0]
+        cdef bint do_reset = bool(reset)
         cdef bint ok = True
         cdef int n_probs = 0
         cdef float[::1] out_view
         if n > 2147483647:
-            raise ValueError("too many samples for one VAD call")
+            raise AudioError("too many samples for one VAD call (at most 2**31 - 1)")
         if n == 0:
             return _np.zeros(0, _np.float32)
         self._enter()
         try:
             with nogil:
-                if reset:
-                    ok = w.whisper_vad_detect_speech(self._vctx, &samples[0], <int>n)
+                if do_reset:
+                    ok = w.whisper_vad_detect_speech(self._vctx, &view[0], <int>n)
                 else:
-                    ok = w.whisper_vad_detect_speech_no_reset(self._vctx, &samples[0], <int>n)
+                    ok = w.whisper_vad_detect_speech_no_reset(self._vctx, &view[0], <int>n)
                 n_probs = w.whisper_vad_n_probs(self._vctx)
             if not ok:
                 raise InferenceError(-1, "whisper_vad_detect_speech")
@@ -132,18 +155,31 @@ cdef class VadContext:
         finally:
             self._lock.release()
 
-    def segments(self, const float[::1] samples, *, float threshold=0.5, int min_speech_ms=250,
-                 int min_silence_ms=100, float max_speech_s=float("inf"), int speech_pad_ms=30,
-                 float overlap_s=0.1):
+    def segments(self, samples, *, threshold=0.5, min_speech_ms=250, min_silence_ms=100,
+                 max_speech_s=float("inf"), speech_pad_ms=30, overlap_s=0.1):
         """Speech segments of ``samples`` as [(start_s, end_s), ...] (whisper.cpp's own
-        segmentation, as ``whisper-cli --vad`` uses it). Resets the streaming state."""
+        segmentation, as ``whisper-cli --vad`` uses it). Resets the streaming state.
+        Durations in ms are 0..100000 (whisper.cpp multiplies them by the rate in int32)."""
+        from whisperx_native.validation import check_float, check_int
+        from whisperx_native.errors import OptionError
+
         cdef w.whisper_vad_params vp = w.whisper_vad_default_params()
         cdef w.whisper_vad_segments * segs = NULL
-        cdef Py_ssize_t n = samples.shape[0]
+        threshold = check_float(threshold, "threshold", 0.0, 1.0)
+        min_speech_ms = check_int(min_speech_ms, "min_speech_ms", 0, 100_000)
+        min_silence_ms = check_int(min_silence_ms, "min_silence_ms", 0, 100_000)
+        speech_pad_ms = check_int(speech_pad_ms, "speech_pad_ms", 0, 100_000)
+        overlap_s = check_float(overlap_s, "overlap_s", 0.0, 10.0)
+        if max_speech_s != float("inf"):
+            max_speech_s = check_float(max_speech_s, "max_speech_s", 0.0, 1e9)
+        if not max_speech_s > 0:
+            raise OptionError(f"max_speech_s must be > 0 (inf: no limit), got {max_speech_s}")
+        cdef const float[::1] view = _vad_samples(samples)
+        cdef Py_ssize_t n = view.shape[0]
         cdef bint ok = True
         cdef int i, nseg
         if n > 2147483647:
-            raise ValueError("too many samples for one VAD call")
+            raise AudioError("too many samples for one VAD call (at most 2**31 - 1)")
         if n == 0:
             return []
         vp.threshold = threshold
@@ -155,7 +191,7 @@ cdef class VadContext:
         self._enter()
         try:
             with nogil:
-                ok = w.whisper_vad_detect_speech(self._vctx, &samples[0], <int>n)
+                ok = w.whisper_vad_detect_speech(self._vctx, &view[0], <int>n)
                 if ok:
                     segs = w.whisper_vad_segments_from_probs(self._vctx, vp)
             if not ok or segs == NULL:

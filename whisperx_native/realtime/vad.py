@@ -19,7 +19,6 @@ while short utterances keep the long, safe endpoint.
 from __future__ import annotations
 
 import os
-import struct
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,26 +61,13 @@ def default_vad_model() -> Path:
 
 
 def validate_vad_model(path: Union[str, os.PathLike]) -> VadModelInfo:
-    """Check a Silero ggml file's header before whisper.cpp reads it (it trusts its input)."""
-    p = Path(path)
-    try:
-        with open(p, "rb") as f:
-            head = f.read(256)
-            size = os.fstat(f.fileno()).st_size
-    except OSError as exc:
-        raise ModelError(f"{p}: cannot open the VAD model: {exc.strerror or exc}") from None
-    if len(head) < 8 or head[:4] != b"lmgg":
-        raise ModelError(f"{p}: not a ggml VAD model (bad magic)")
-    (n,) = struct.unpack_from("<i", head, 4)
-    if not 1 <= n <= 64 or len(head) < 8 + n + 20:
-        raise ModelError(f"{p}: not a ggml VAD model (bad header)")
-    model_type = head[8:8 + n].decode("ascii", "replace")
-    major, minor, patch, n_window, _n_context = struct.unpack_from("<5i", head, 8 + n)
-    if not model_type.startswith("silero") or not model_type.endswith("16k"):
-        raise ModelError(f"{p}: VAD model type {model_type!r} is not a 16 kHz Silero model")
-    if n_window <= 0 or n_window > SAMPLE_RATE or size < 64 * 1024:
-        raise ModelError(f"{p}: truncated or corrupt VAD model ({size} bytes, window {n_window})")
-    return VadModelInfo(p, model_type, f"{major}.{minor}.{patch}", n_window)
+    """Check a Silero ggml file completely — header, layer sizes, every tensor's name,
+    shape, type and extent — before whisper.cpp reads it (it trusts its input)."""
+    from ..models.vad_file import validate_vad
+    from ..validation import check_path
+
+    info = validate_vad(check_path(path, "vad_model"))
+    return VadModelInfo(Path(info.path), info.model_type, info.version, info.n_window)
 
 
 def load_vad(path: Union[str, os.PathLike, None] = None, n_threads: int = 1):
@@ -118,10 +104,21 @@ class StreamingVad:
                  min_silence_ms: int = 500, speech_pad_ms: int = 200, n_threads: int = 1,
                  history_s: float = 120.0, min_silence_long_ms: Optional[int] = None,
                  adaptive_from_s: float = 3.0, adaptive_to_s: float = 8.0) -> None:
-        if min_silence_long_ms is not None and min_silence_long_ms <= 0:
-            raise ValueError("min_silence_long_ms must be > 0 (or None)")
+        from ..errors import OptionError
+        from ..validation import check_float
+
+        threshold = check_float(threshold, "threshold", 0.0, 1.0)
+        min_silence_ms = check_float(min_silence_ms, "min_silence_ms", 0.0, 600_000.0)
+        speech_pad_ms = check_float(speech_pad_ms, "speech_pad_ms", 0.0, 600_000.0)
+        history_s = check_float(history_s, "history_s", 0.0, 86_400.0)
+        adaptive_from_s = check_float(adaptive_from_s, "adaptive_from_s", 0.0, 86_400.0)
+        adaptive_to_s = check_float(adaptive_to_s, "adaptive_to_s", 0.0, 86_400.0)
+        if min_silence_long_ms is not None:
+            min_silence_long_ms = check_float(min_silence_long_ms, "min_silence_long_ms", 0.0, 600_000.0)
+            if min_silence_long_ms <= 0:
+                raise OptionError("min_silence_long_ms must be > 0 (or None)")
         if not 0 <= adaptive_from_s <= adaptive_to_s:
-            raise ValueError("need 0 <= adaptive_from_s <= adaptive_to_s")
+            raise OptionError("need 0 <= adaptive_from_s <= adaptive_to_s")
         self.ctx, self.info = load_vad(model, n_threads)
         self.frame = self.info.frame_samples
         self.threshold = float(threshold)
