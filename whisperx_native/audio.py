@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 from pathlib import Path
 from typing import Optional, Union
 
@@ -70,6 +71,8 @@ def as_samples(audio: AudioLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     if audio.size == 0:
         raise AudioError("audio is empty (0 samples)")
     _check_length(audio.size)
+    if audio.dtype.kind in "fi" and not audio.dtype.isnative:  # big-endian data: same values, native order
+        audio = audio.astype(audio.dtype.newbyteorder("="))
     if audio.dtype == np.float32:
         samples = np.ascontiguousarray(audio)
     elif audio.dtype == np.float64:
@@ -90,10 +93,20 @@ def _check_length(n: float, where: str = "audio") -> None:
                          f"call is {MAX_SECONDS / 3600:.0f} h: split it")
 
 
+#: Largest sample magnitude accepted. Float audio is [-1, 1]; louder input is tolerated
+#: (int16-scaled floats reach 32768), but 1e30 squares to infinity in the spectrogram.
+MAX_AMPLITUDE = 65536.0
+
+
 def _check_samples(samples: np.ndarray, where: str = "audio") -> None:
-    if not np.isfinite(samples).all():
+    lo, hi = float(samples.min()), float(samples.max())  # NaN propagates: one pass each, no copy
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         bad = int(np.count_nonzero(~np.isfinite(samples)))
         raise AudioError(f"{where} contains {bad} NaN/Inf sample(s); clean or replace them (np.nan_to_num)")
+    peak = max(-lo, hi)
+    if peak > MAX_AMPLITUDE:
+        raise AudioError(f"{where} has samples up to {peak:.3g}: float audio must be in [-1, 1] "
+                         f"(at most {MAX_AMPLITUDE:.0f} is tolerated); scale it first")
 
 
 
@@ -105,46 +118,112 @@ def load_audio(path: Union[str, os.PathLike]) -> np.ndarray:
     containers go to FFmpeg (PyAV) when the ``av`` extra is installed. Several
     channels are averaged, other rates resampled with soxr. Raises ``AudioError``
     naming the file and the reason for a missing, unreadable, empty, corrupt or
-    unsupported file."""
-    p = Path(path)
-    try:
-        with open(p, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-    except OSError as exc:
-        raise AudioError(f"{p}: cannot open: {exc.strerror or exc}") from None
-    if size == 0:
-        raise AudioError(f"{p}: the file is empty")
-    samples = _decode_sndfile(p)
-    if samples is None:
-        samples = _decode_ffmpeg(p)
+    unsupported file, and for anything that is not a regular file (a FIFO would
+    block forever, ``/dev/zero`` never ends): such paths are never read."""
+    f, p, size = _open_regular(path)
+    with f:
+        if size == 0:
+            raise AudioError(f"{_show(p)}: the file is empty")
+        samples = _decode_sndfile(p, f, size)
+        if samples is None:
+            f.seek(0)
+            samples = _decode_ffmpeg(p, f, size)
     if samples.size == 0:
-        raise AudioError(f"{p}: no samples: the file holds no audio")
-    _check_samples(samples, str(p))
+        raise AudioError(f"{_show(p)}: no samples: the file holds no audio")
+    _check_samples(samples, _show(p))
     return samples
 
 
+def _show(p) -> str:
+    """A file name fit for a message: undecodable bytes of the name escaped, never an
+    encoding error when the message is printed."""
+    return str(p).encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def _open_regular(path):
+    """(binary file, Path, size) of a regular file, opened without blocking.
+
+    ``O_NONBLOCK`` makes the open of a FIFO without a writer return at once; the
+    descriptor's own type is then checked, so nothing but a regular file is read."""
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise AudioError(f"cannot interpret {type(path).__name__} as an audio file path")
+    p = Path(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(p, flags)
+    except OSError as exc:
+        raise AudioError(f"{_show(p)}: cannot open: {exc.strerror or exc}") from None
+    except (ValueError, UnicodeError) as exc:  # a NUL in the name
+        raise AudioError(f"{_show(p)}: cannot open: not a usable file name ({exc})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = next((what for test, what in _KINDS if test(st.st_mode)), "not a regular file")
+            raise AudioError(f"{_show(p)}: cannot open: it is {kind}, not a regular audio file")
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    return f, p, st.st_size
 #: Kept for code written when only WAV was read: the same as :func:`load_audio`.
 read_wav = load_audio
+
+
+#: Sample rates a file may declare: below 1 kHz is no recording (a 2 Hz header turned
+#: a 96 KB WAV into 6.7 h of "audio"), above 384 kHz no audio interface.
+MIN_RATE, MAX_RATE = 1000, 384000
+#: Channels a file may declare (7.1.4 has 12, third-order ambisonics 16).
+MAX_CHANNELS = 64
+#: Decoded audio a file of ``size`` bytes may hold: 10 minutes, plus one second per 64
+#: bytes (0.5 kbit/s, below any speech codec; Opus at its lowest is 6 kbit/s). More is a
+#: header that lies or a decompression bomb, not a recording.
+FLOOR_SECONDS = 600.0
+MIN_BYTES_PER_SECOND = 64
+
+
+def max_seconds_for(size: int) -> float:
+    """The longest decoded duration accepted from a file of ``size`` bytes."""
+    return min(float(MAX_SECONDS), FLOOR_SECONDS + size / MIN_BYTES_PER_SECOND)
 
 
 class _Mono16k:
     """Collects decoded blocks as 16 kHz mono float32 in one array.
 
     Blocks are (frames,) or (frames, channels) float32 at ``rate``; each is averaged
-    to mono and resampled in a stream (soxr keeps the filter state across blocks)."""
+    to mono and resampled in a stream (soxr keeps the filter state across blocks).
+    The rate and the declared length are checked first; the decoded length may never
+    pass what the file's size can hold (:func:`max_seconds_for`)."""
 
-    def __init__(self, where: str, rate: int, expected_frames: float) -> None:
-        if rate <= 0:
-            raise AudioError(f"{where}: invalid sample rate {rate}")
+    def __init__(self, where: str, rate, expected_frames: float, file_size: Optional[int] = None) -> None:
+        if not isinstance(rate, (int, np.integer)) or not MIN_RATE <= rate <= MAX_RATE:
+            raise AudioError(f"{where}: sample rate {rate} Hz is outside {MIN_RATE}..{MAX_RATE} Hz: "
+                             "a corrupt header, not a recording")
+        rate = int(rate)
         self.where = where
         self.resampler = None
         if rate != SAMPLE_RATE:
             import soxr
 
             self.resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
-        expected = expected_frames * SAMPLE_RATE / rate
+        expected = max(0.0, float(expected_frames)) * SAMPLE_RATE / rate
+        if not math.isfinite(expected):
+            expected = 0.0
         _check_length(expected, where)
-        self.out = np.empty(int(math.ceil(expected)) + 64, np.float32)
+        self.file_size = file_size
+        self.max_n = MAX_SECONDS * SAMPLE_RATE
+        if file_size is not None:
+            self.max_n = int(max_seconds_for(file_size) * SAMPLE_RATE)
+            if expected > self.max_n:
+                raise AudioError(f"{where}: the header claims {expected / SAMPLE_RATE / 3600:.1f} h of audio in a "
+                                 f"file of {file_size} bytes: a corrupt header")
+        self.out = np.empty(int(math.ceil(min(expected, self.max_n))) + 64, np.float32)
         self.n = 0
 
     def add(self, block: np.ndarray) -> None:
@@ -165,53 +244,67 @@ class _Mono16k:
         end = self.n + x.size
         if end > self.out.size:
             _check_length(end, self.where)
-            grown = np.empty(max(end, self.out.size * 3 // 2), np.float32)
+            if end > self.max_n + 64:
+                raise AudioError(f"{self.where}: decodes to more than {self.max_n / SAMPLE_RATE / 60:.0f} min of "
+                                 f"audio from a file of {self.file_size} bytes: corrupt or a decompression bomb")
+            grown = np.empty(min(max(end, self.out.size * 3 // 2), self.max_n + 64), np.float32)
             grown[:self.n] = self.out[:self.n]
             self.out = grown
         self.out[self.n:end] = x
         self.n = end
 
 
-def _decode_sndfile(p: Path) -> Optional[np.ndarray]:
+def _decode_sndfile(p: Path, f, size: int) -> Optional[np.ndarray]:
     """Samples through libsndfile, or None when it does not know the format."""
     import soundfile as sf
 
+    where = _show(p)
     try:
-        f = sf.SoundFile(str(p))
+        snd = sf.SoundFile(f)
     except sf.LibsndfileError:
         return None  # not a format libsndfile reads (or not audio at all): let FFmpeg try
-    with f:
-        sink = _Mono16k(str(p), f.samplerate, max(f.frames, 0))
+    except (RuntimeError, ValueError, TypeError, OverflowError, MemoryError) as exc:
+        raise AudioError(f"{where}: cannot read the audio header: {exc}") from None
+    with snd:
+        channels = snd.channels
+        if not 1 <= channels <= MAX_CHANNELS:
+            raise AudioError(f"{where}: {channels} channels (at most {MAX_CHANNELS}): a corrupt header")
+        sink = _Mono16k(where, snd.samplerate, max(snd.frames, 0), size)
+        block_frames = min(BLOCK_FRAMES, max(4096, (1 << 18) // channels))
         try:
             while True:
-                block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+                block = snd.read(block_frames, dtype="float32", always_2d=True)
                 if not len(block):
                     break
                 sink.add(block)
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise AudioError(f"{p}: cannot decode {f.format_info}: {exc}") from None
+        except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+            raise AudioError(f"{where}: cannot decode {snd.format_info}: {exc}") from None
         return sink.finish()
 
 
-def _decode_ffmpeg(p: Path) -> np.ndarray:
+def _decode_ffmpeg(p: Path, f, size: int) -> np.ndarray:
     """Samples of the first audio stream through FFmpeg (PyAV)."""
+    where = _show(p)
     try:
         import av
     except ImportError:
-        raise AudioError(f"{p}: not an audio format libsndfile reads (WAV, FLAC, OGG, MP3 ...); for other "
+        raise AudioError(f"{where}: not an audio format libsndfile reads (WAV, FLAC, OGG, MP3 ...); for other "
                          "containers (M4A, MP4, WebM ...) install FFmpeg support: "
                          "pip install 'whisperx_native[av]'") from None
     try:
-        with av.open(str(p), metadata_errors="ignore") as container:
+        with av.open(f, metadata_errors="ignore") as container:
             if not container.streams.audio:
-                raise AudioError(f"{p}: no audio stream in this {container.format.name} file")
+                raise AudioError(f"{where}: no audio stream in this {container.format.name} file")
             stream = container.streams.audio[0]
-            rate = stream.rate or stream.codec_context.sample_rate
+            ctx = stream.codec_context
+            if ctx is None or getattr(ctx, "codec", None) is None:
+                raise AudioError(f"{where}: FFmpeg has no decoder for this audio stream")
+            rate = getattr(stream, "rate", None) or getattr(ctx, "sample_rate", None)
             if stream.duration and stream.time_base:
-                expected = float(stream.duration * stream.time_base) * rate
+                expected = float(stream.duration * stream.time_base) * (rate or 0)
             else:
-                expected = (container.duration or 0) / av.time_base * rate
-            sink = _Mono16k(str(p), rate, expected)
+                expected = (container.duration or 0) / av.time_base * (rate or 0)
+            sink = _Mono16k(where, rate, expected, size)
             # FFmpeg only downmixes and converts to float here; soxr resamples, as for libsndfile.
             to_mono = av.AudioResampler(format="flt", layout="mono", rate=rate)
             for frame in container.decode(stream):
@@ -220,6 +313,12 @@ def _decode_ffmpeg(p: Path) -> np.ndarray:
             for out in to_mono.resample(None):
                 sink.add(out.to_ndarray().reshape(-1))
             return sink.finish()
+    except AudioError:
+        raise
     except av.error.FFmpegError as exc:
-        raise AudioError(f"{p}: not a recognised audio file (libsndfile does not know it; "
+        raise AudioError(f"{where}: not a recognised audio file (libsndfile does not know it; "
                          f"FFmpeg: {exc.strerror or exc})") from None
+    except MemoryError:
+        raise AudioError(f"{where}: FFmpeg ran out of memory decoding it: corrupt or far too long") from None
+    except Exception as exc:  # PyAV raises plain Python errors for streams it cannot handle
+        raise AudioError(f"{where}: FFmpeg cannot decode this file ({type(exc).__name__}: {exc})") from None
