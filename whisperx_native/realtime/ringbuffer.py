@@ -22,7 +22,8 @@ from typing import Optional, Tuple
 import numpy as np
 
 from ..audio import SAMPLE_RATE
-from ..errors import AudioError
+from ..errors import AudioError, ClosedError, OptionError
+from ..validation import check_float, check_int
 
 __all__ = ["RingBuffer", "to_mono_float32"]
 
@@ -32,7 +33,12 @@ def to_mono_float32(chunk: np.ndarray, channels: int = 1) -> np.ndarray:
 
     ``chunk`` is 1-D (mono, or interleaved when ``channels`` > 1) or 2-D
     (frames, channels), as sounddevice delivers it."""
-    a = np.asarray(chunk)
+    try:
+        a = np.asarray(chunk)
+    except Exception as exc:
+        raise AudioError(f"cannot interpret {type(chunk).__name__} as a capture chunk: {exc}") from None
+    if a.dtype.kind in "fi" and not a.dtype.isnative:  # big-endian capture data
+        a = a.astype(a.dtype.newbyteorder("="))
     if a.dtype == np.int16:
         a = a.astype(np.float32) * np.float32(1.0 / 32768.0)
     elif a.dtype == np.float64:
@@ -51,6 +57,12 @@ def to_mono_float32(chunk: np.ndarray, channels: int = 1) -> np.ndarray:
     return a
 
 
+#: Capacity bounds: a ring must hold at least one VAD frame (32 ms) and fit in memory
+#: (an hour of 16 kHz float32 is 230 MB).
+MIN_CAPACITY_S = 0.032
+MAX_CAPACITY_S = 3600.0
+
+
 class RingBuffer:
     """Fixed-capacity audio ring: one producer thread, one consumer thread.
 
@@ -63,13 +75,15 @@ class RingBuffer:
     """
 
     def __init__(self, capacity_s: float = 30.0, *, input_rate: int = SAMPLE_RATE, input_channels: int = 1) -> None:
-        if capacity_s <= 0:
-            raise ValueError("capacity_s must be > 0")
-        if input_rate <= 0 or input_channels < 1:
-            raise ValueError("input_rate must be > 0 and input_channels >= 1")
+        capacity_s = check_float(capacity_s, "capacity_s", 0.0, MAX_CAPACITY_S)
+        if capacity_s < MIN_CAPACITY_S:
+            raise OptionError(f"capacity_s must be {MIN_CAPACITY_S}..{MAX_CAPACITY_S} s, got {capacity_s}")
+        rate = check_float(input_rate, "input_rate", 1000.0, 384000.0)
+        if rate != int(rate):
+            raise OptionError(f"input_rate must be a whole number of Hz, got {rate}")
         self.capacity = int(round(capacity_s * SAMPLE_RATE))
-        self.input_rate = int(input_rate)
-        self.input_channels = int(input_channels)
+        self.input_rate = int(rate)
+        self.input_channels = check_int(input_channels, "input_channels", 1, 64)
         self._buf = np.zeros(self.capacity, np.float32)
         self._resampler = None
         if self.input_rate != SAMPLE_RATE:
@@ -94,7 +108,7 @@ class RingBuffer:
         Safe to call from an audio callback: no lock, no wait on the consumer."""
         t0 = time.perf_counter()
         if self._closed:
-            raise RuntimeError("push() after close()")
+            raise ClosedError("push() after close(): the stream has ended")
         x = to_mono_float32(chunk, self.input_channels)
         if self._resampler is not None:
             x = self._resampler.resample_chunk(x)
@@ -168,6 +182,8 @@ class RingBuffer:
 
         Returns ``(start, samples)``: ``start`` is the absolute index of the first
         sample. Never blocks; the array is a copy, and empty when nothing is ready."""
+        if max_samples is not None:
+            max_samples = int(check_float(max_samples, "max_samples", 0.0, float(2**62)))
         cap = self.capacity
         while True:
             written = self._written
@@ -203,6 +219,10 @@ class RingBuffer:
         """Sleep until ``n_samples`` are readable or the stream is closed; False on timeout.
 
         Polls (the producer never signals: signalling would take a lock)."""
+        n_samples = check_float(n_samples, "n_samples", 0.0, float(2**62))
+        if timeout is not None:
+            timeout = check_float(timeout, "timeout", 0.0, 1e9)
+        poll_s = check_float(poll_s, "poll_s", 1e-6, 1.0)
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.available() < n_samples and not self._closed:
             if deadline is not None and time.monotonic() >= deadline:
