@@ -90,6 +90,9 @@ def test_layout_defaults_keep_workers_times_threads_within_the_cores():
     assert plan_layout(8, None, 3) == (2, 3)
     assert plan_layout(2, 1, 2) == (1, 2)
     assert plan_layout(1, None, 4) == (1, 4)
+    assert plan_layout(4, None, None, n_files=1) == (1, 4)   # one file: the cores become its threads
+    assert plan_layout(4, None, None, n_files=3) == (3, 1)
+    assert plan_layout(4, None, None, n_files=0) == (4, 1)
 
 
 # ---------------------------------------------------------------------------- real runs

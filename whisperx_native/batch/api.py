@@ -22,17 +22,20 @@ class BatchError(Exception):
     worker): the batch stops. Problems of single files are recorded in failures.jsonl."""
 
 
-def plan_layout(cores: int, workers: Optional[int], threads_per_worker: Optional[int]) -> Tuple[int, int]:
+def plan_layout(cores: int, workers: Optional[int], threads_per_worker: Optional[int],
+                n_files: Optional[int] = None) -> Tuple[int, int]:
     """(workers, threads per worker) with workers × threads ≤ cores where either is left open.
 
     Neither given: one single-threaded worker per core (concurrent states beat threads:
     whisper.cpp's threads meet at a barrier after every graph node, states never wait
-    for each other)."""
+    for each other) — but no more workers than ``n_files``: the cores left over become
+    threads (one long file on 4 cores: 1 × 4, not 4 × 1 with three idle)."""
     cores = max(1, int(cores))
     if workers is not None and workers < 1 or threads_per_worker is not None and threads_per_worker < 1:
         raise ValueError("workers and threads_per_worker must be 1 or more")
     if workers is None and threads_per_worker is None:
-        return cores, 1
+        w = min(cores, n_files) if n_files else cores
+        return w, cores // w
     if workers is None:
         return max(1, cores // threads_per_worker), threads_per_worker
     if threads_per_worker is None:
@@ -114,7 +117,7 @@ def transcribe_many(inputs: Union[str, os.PathLike, Iterable[Union[str, os.PathL
         if engine == "local":
             from ..options import cpu_count
 
-            w, t = plan_layout(cpu_count(), workers, threads_per_worker)
+            w, t = plan_layout(cpu_count(), workers, threads_per_worker, n_files=len(todo))
             settings.update(workers=w, threads_per_worker=t)
             if todo:
                 _run_local(todo, out, Job(model, t, formats, preset, dict(options)), w, tally)
