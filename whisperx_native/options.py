@@ -89,11 +89,19 @@ class DecodeOptions:
     # Threads of the token-by-token decoder passes (0: n_threads; vendor/patches/0002).
     decode_threads: int = 0
     beam_size: int = 5
+    # Beam search ends when beam_size x patience hypotheses have finished (openai-whisper's
+    # and faster-whisper's option); the best is chosen by summed log-probability over
+    # length, or over ((5 + length) / 6) ** length_penalty when that is set.
+    patience: float = 1.0
+    length_penalty: Optional[float] = None
     best_of: int = 5
     temperature: float = 0.0
     temperature_increment: float = 0.2
     entropy_threshold: float = 2.4
     logprob_threshold: float = -1.0
+    # A window whose text gzip compresses more than this is a repetition loop: the next
+    # temperature is tried (faster-whisper's test; 0 turns it off).
+    compression_ratio_threshold: float = 2.4
     no_speech_threshold: float = 0.6
     initial_prompt: Optional[str] = None
     carry_initial_prompt: bool = False

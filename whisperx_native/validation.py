@@ -223,6 +223,9 @@ _FLOATS = {
     "temperature": (0.0, TEMPERATURE_MAX),
     "temperature_increment": (0.0, 1.0),
     "no_speech_threshold": (-FLOAT_LIMIT, FLOAT_LIMIT),
+    "patience": (1.0, MAX_DECODERS),          # beam_size x patience hypotheses, at most 8 kept
+    "length_penalty": (0.0, 10.0),
+    "compression_ratio_threshold": (0.0, FLOAT_LIMIT),
 }
 
 _STR_LIMITS = {"language": 32}

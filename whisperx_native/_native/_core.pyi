@@ -60,6 +60,8 @@ class State:
         token_details: bool = ...,
         mel: Optional[np.ndarray] = ...,
         mel_frames: int = ...,
+        # (token ids so far, writable float32 logits of n_vocab): known logits for tests
+        logits_filter: Optional[Callable[[List[int], Any], None]] = ...,
     ) -> Dict[str, Any]: ...
 
 # vad.pxi: Silero voice-activity detection

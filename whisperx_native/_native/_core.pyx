@@ -27,6 +27,7 @@ import os
 import re
 import threading
 import weakref
+import zlib as _zlib
 
 from whisperx_native.errors import (
     AudioError,
@@ -365,6 +366,8 @@ cdef struct RunCtl:
     int64_t enc_us
     int64_t dec_us
     int n_encode
+    double cr_threshold         # compression ratio that fails a window (0: no check)
+    int py_logits               # a Python logits filter is set (tests: known logits)
     void * pystate              # borrowed State, used by the with-gil callbacks
 
 
@@ -395,6 +398,31 @@ cdef void _cb_logits(w.whisper_context * c, w.whisper_state * s, const w.whisper
     cdef RunCtl * ctl = <RunCtl *>ud
     if ctl.phase == PHASE_ENC:
         _phase_to(ctl, PHASE_DEC)
+    if ctl.py_logits:
+        _cb_logits_py(c, tokens, n_tokens, logits, ctl)
+
+
+cdef void _cb_logits_py(w.whisper_context * c, const w.whisper_token_data * tokens, int n_tokens,
+                        float * logits, RunCtl * ctl) noexcept with gil:
+    # The decoder's tokens so far and its logits (writable, n_vocab floats) to a Python
+    # callable: a test feeds known logits through it to check the search itself.
+    cdef int i
+    cdef int n_vocab = w.whisper_n_vocab(c)
+    (<State>ctl.pystate)._call_logits_filter([tokens[i].id for i in range(n_tokens)], <float[:n_vocab]>logits)
+
+
+cdef c_bool _cb_fallback(w.whisper_context * c, w.whisper_state * s, const w.whisper_token_data * tokens,
+                         int n_tokens, void * ud) noexcept with gil:
+    # faster-whisper's test of a decoded window: text that gzip compresses more than
+    # cr_threshold times is a repetition loop, and the next temperature is tried.
+    cdef RunCtl * ctl = <RunCtl *>ud
+    cdef int i
+    cdef w.whisper_token eot = w.whisper_token_eot(c)
+    try:
+        text = b"".join([<bytes>w.whisper_token_to_str(c, tokens[i].id) for i in range(n_tokens) if tokens[i].id < eot])
+        return bool(text) and len(text) / len(_zlib.compress(text)) > ctl.cr_threshold
+    except BaseException:
+        return False
 
 
 cdef c_bool _cb_abort(void * ud) noexcept nogil:
@@ -422,6 +450,7 @@ cdef class State:
     cdef object _on_progress
     cdef object _on_segment
     cdef object _cb_error
+    cdef object _logits_filter
     cdef int _segments_reported
     cdef int _max_decoders            # most decoders any run may have used (KV size)
     cdef long long _gen               # the owner's generation (claim()); cancels name it
@@ -560,6 +589,15 @@ cdef class State:
             self._cb_error = exc
             self._ctl.abort = 1
 
+    cdef void _call_logits_filter(self, list tokens, object logits) noexcept:
+        if self._cb_error is not None or self._logits_filter is None:
+            return
+        try:
+            self._logits_filter(tokens, logits)
+        except BaseException as exc:
+            self._cb_error = exc
+            self._ctl.abort = 1
+
     # -- results -------------------------------------------------------------------
     cdef tuple _segment(self, int i, bint with_tokens):
         cdef w.whisper_state * st = self._st
@@ -619,7 +657,8 @@ cdef class State:
         return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
     def full(self, const float[::1] samples, object opts, *, object on_progress=None,
-             object on_segment=None, bint token_details=True, object mel=None, int mel_frames=0):
+             object on_segment=None, bint token_details=True, object mel=None, int mel_frames=0,
+             object logits_filter=None):
         """Run ``whisper_full_with_state`` on 16 kHz mono float32 samples.
 
         ``opts`` is a whisperx_native.options.DecodeOptions-like object (attributes
@@ -667,6 +706,7 @@ cdef class State:
                 p.duration_ms = mel_frames * 10
             self._on_progress = on_progress
             self._on_segment = on_segment
+            self._logits_filter = logits_filter
             self._cb_error = None
             self._segments_reported = 0
             # Keep a cancel() that arrived before the run started: it cancels this run.
@@ -678,9 +718,14 @@ cdef class State:
             p.encoder_begin_callback = _cb_encoder_begin
             p.encoder_begin_callback_user_data = &self._ctl
             p.logits_filter_callback = _cb_logits
+            self._ctl.py_logits = logits_filter is not None
             p.logits_filter_callback_user_data = &self._ctl
             p.abort_callback = _cb_abort
             p.abort_callback_user_data = &self._ctl
+            self._ctl.cr_threshold = float(getattr(opts, "compression_ratio_threshold", 0.0) or 0.0)
+            if self._ctl.cr_threshold > 0:
+                p.fallback_callback = _cb_fallback
+                p.fallback_callback_user_data = &self._ctl
             if on_progress is not None:
                 p.progress_callback = _cb_progress
                 p.progress_callback_user_data = &self._ctl
@@ -708,6 +753,7 @@ cdef class State:
 
             self._on_progress = None
             self._on_segment = None
+            self._logits_filter = None
             if self._cb_error is not None:
                 err, self._cb_error = self._cb_error, None
                 raise err
@@ -755,6 +801,8 @@ cdef int _fill_params(w.whisper_full_params * p, object o, list keep) except -1:
                          f"got {o.decode_threads}")
     p.n_threads_decode = int(o.decode_threads)
     p.beam_search.beam_size = beam
+    p.beam_search.patience = float(getattr(o, "patience", 1.0))
+    p.length_penalty = float(getattr(o, "length_penalty", None) or -1.0)
     p.greedy.best_of = best_of
     p.translate = bool(o.translate)
     p.no_context = bool(o.no_context)

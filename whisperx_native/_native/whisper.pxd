@@ -69,6 +69,9 @@ cdef extern from "whisper.h" nogil:
     ctypedef void (*whisper_logits_filter_callback)(whisper_context * ctx, whisper_state * state,
                                                     const whisper_token_data * tokens, int n_tokens,
                                                     float * logits, void * user_data) noexcept
+    ctypedef bint (*whisper_fallback_callback)(whisper_context * ctx, whisper_state * state,
+                                               const whisper_token_data * tokens, int n_tokens,
+                                               void * user_data) noexcept   # vendor/patches/0006
 
     struct _greedy_params:
         int best_of
@@ -129,6 +132,8 @@ cdef extern from "whisper.h" nogil:
         whisper_logits_filter_callback logits_filter_callback
         void * logits_filter_callback_user_data
         bint vad
+        whisper_fallback_callback fallback_callback    # vendor/patches/0006
+        void * fallback_callback_user_data
 
     const char * whisper_version()
     const char * whisper_print_system_info()
