@@ -59,7 +59,7 @@ def fitting(name: str, budget: "int | None", n_states: int, chain: Iterable[str]
     if budget is None:
         return [(name, None)]
     chain = list(chain)
-    out, tried = [], []
+    out, tried, over = [], [], 0
     for cand in candidates(name, chain) if chain else [name]:
         try:
             need = need_of(cand, n_states)
@@ -69,7 +69,10 @@ def fitting(name: str, budget: "int | None", n_states: int, chain: Iterable[str]
         if need <= budget:
             out.append((cand, need))
         else:
+            over += 1
             tried.append(f"{cand}: needs ~{need / MB:.0f} MB")
+    if not out and not over:  # nothing was too big: the name itself is unknown or unreadable
+        raise ModelError(f"cannot use model {name!r}: " + "; ".join(tried))
     if not out:
         raise MemoryBudgetError(f"no model fits the {budget / MB:.0f} MB budget with {n_states} concurrent "
                                 "call(s): " + "; ".join(tried))

@@ -64,8 +64,33 @@ class WhisperManager:
                  downgrade_chain: Optional[Sequence[str]] = None, upgrade_after: Optional[float] = None,
                  max_concurrent: int = 2, on_event: Optional[Callable[[Event], None]] = None,
                  cpu_sampler: Optional[Sampler] = None, history: int = 1000) -> None:
-        if max_concurrent < 1:
-            raise ValueError("max_concurrent must be >= 1")
+        from ..errors import OptionTypeError
+        from ..validation import check_bool, check_callable, check_float, check_int, check_path, clamp_threads
+
+        model = check_path(model, "model")  # a name or a path, without NUL
+        if idle_timeout is not None:
+            idle_timeout = check_float(idle_timeout, "idle_timeout", 0.0, float("inf")) \
+                if idle_timeout != float("inf") else None  # inf: never unload
+            if idle_timeout is not None:
+                idle_timeout = min(idle_timeout, threading.TIMEOUT_MAX)
+        n_threads = None if n_threads is None else clamp_threads(n_threads, allow_zero=True) or None
+        if memory_budget is not None:
+            memory_budget = check_int(memory_budget, "memory_budget", 1, None)
+        allow_smaller = check_bool(allow_smaller, "allow_smaller")
+        cpu_threshold = check_float(cpu_threshold, "cpu_threshold", 0.0, 1.0)
+        cpu_window = check_float(cpu_window, "cpu_window", 0.001, 1e7)
+        cpu_interval = check_float(cpu_interval, "cpu_interval", 0.001, 1e5)
+        auto_downgrade = check_bool(auto_downgrade, "auto_downgrade")
+        if upgrade_after is not None:
+            upgrade_after = check_float(upgrade_after, "upgrade_after", 0.0, 1e9)
+        max_concurrent = check_int(max_concurrent, "max_concurrent", 1, 64)
+        history = check_int(history, "history", 1, 10_000_000)
+        check_callable(on_event, "on_event")
+        check_callable(cpu_sampler, "cpu_sampler")
+        if downgrade_chain is not None:
+            if isinstance(downgrade_chain, (str, bytes)) or not isinstance(downgrade_chain, Sequence):
+                raise OptionTypeError("downgrade_chain must be a sequence of model names")
+            downgrade_chain = [check_path(m, "downgrade_chain item") for m in downgrade_chain]
         self.requested = str(model)
         self.idle_timeout = idle_timeout
         self.n_threads = n_threads
@@ -105,18 +130,27 @@ class WhisperManager:
         return self._served is not None
 
     def status(self) -> dict:
+        # Under the lock only a snapshot: psutil and the Model's own lock are taken outside
+        # it, so a slow status() never holds up calls, loads or the idle timer.
         with self._cond:
             served = self._served
-            return {
+            out = {
                 "model": self._target,
                 "loaded": served is not None,
                 "active_calls": served.active if served else 0,
                 "loading": self._loading is not None,
                 "retired_draining": len(self._retired),
-                "native_bytes": served.model.memory()["total"] if served else 0,
-                "rss_bytes": process_rss(),
-                "cpu_external_load": self._monitor.average if self._monitor else None,
             }
+        native = 0
+        if served is not None:
+            try:
+                native = served.model.memory()["total"]
+            except ClosedError:  # unloaded meanwhile
+                native = 0
+        out["native_bytes"] = native
+        out["rss_bytes"] = process_rss()
+        out["cpu_external_load"] = self._monitor.average if self._monitor else None
+        return out
 
     # ------------------------------------------------------------------ loading
     def preload(self) -> Future:
@@ -257,8 +291,10 @@ class WhisperManager:
             token.cancel()
             try:  # let the worker finish unwinding, so the state is back before we return
                 await asyncio.wait_for(asyncio.shield(fut), timeout=60)
-            except BaseException:
-                pass
+            except asyncio.CancelledError:
+                raise  # cancelled again while waiting: stop waiting
+            except Exception:
+                pass  # the worker's own outcome (Cancelled, or a timeout): this task was cancelled
             raise
 
     def _get_executor(self) -> ThreadPoolExecutor:
