@@ -236,14 +236,19 @@ cdef class Context:
         self.sizes = {}
 
     def __init__(self, path, *, bint use_gpu=True, bint flash_attn=True, int gpu_device=0):
-        """Load a ggml model file. The caller validates the file first (see
-        whisperx_native.models.ggml_file): whisper.cpp trusts its input."""
+        """Load a ggml model file. The file is validated first, completely (see
+        whisperx_native.models.ggml_file; a few ms): whisper.cpp trusts its input."""
+        from whisperx_native.models.ggml_file import validate as _validate_model
+        from whisperx_native.validation import check_path
+
+        if self._ctx != NULL:
+            raise UsageError("Context.__init__ called twice")
+        path = check_path(path, "path")
+        _validate_model(path)  # ModelError for anything whisper.cpp could crash on
         cdef w.whisper_context_params cparams = w.whisper_context_default_params()
         cdef bytes bpath = os.fsencode(path)
         cdef const char * cpath = bpath
         cdef int64_t t0
-        if self._ctx != NULL:
-            raise UsageError("Context.__init__ called twice")
         cparams.use_gpu = use_gpu
         cparams.flash_attn = flash_attn
         cparams.gpu_device = gpu_device
