@@ -66,14 +66,18 @@ def test_ray_engine_equals_single_file_transcripts_retries_failures_and_resumes(
     assert (s["done"], s["skipped"], s["failed"]) == (0, 5, 1)
 
 
-def test_ray_actor_with_two_states_writing_on_the_workers(ray_cluster, tiny_en_ggml, corpus, reference, tmp_path):
+def test_ray_actor_with_two_states_writing_on_the_workers(ray_cluster, tiny_en_ggml, corpus, reference, tmp_path,
+                                                          monkeypatch):
     root, files = corpus
-    out = tmp_path / "out"
     good = [p for stem, p in files.items() if stem != BROKEN]
-    s = transcribe_many([root], out, engine="ray", formats=["txt", "json"], model=tiny_en_ggml, workers=2,
+    # Paths relative to the driver's working directory, which is not the actors'.
+    monkeypatch.chdir(root.parent)
+    s = transcribe_many([root.name], "out", engine="ray", formats=["txt", "json"], model=tiny_en_ggml, workers=2,
                         threads_per_worker=1, states_per_actor=2, write_on="workers", **FAST)
     assert (s["done"], s["failed"], s["actors"], s["states_per_actor"]) == (len(good), 1, 1, 2)
+    out = root.parent / "out"
     assert_same_as_reference(out, reference, ["txt", "json"])
+    assert json.loads((out / "b/jfk.json").read_text())["source"] == os.path.join(root.name, "b", "jfk.wav")
 
 
 def test_ctrl_c_of_a_driver_attached_by_address(ray_cluster, tiny_en_ggml, corpus, tmp_path):

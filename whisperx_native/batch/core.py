@@ -75,9 +75,16 @@ class FileWorker:
                            max_idle_states=max(1, n_states))
         self.stopping = threading.Event()
 
-    def process(self, path: str, outputs: Optional[Sequence[str]]) -> Outcome:
+    def process(self, path: str, outputs: Optional[Sequence[str]], source: Optional[str] = None) -> Outcome:
         """Transcribe ``path``; write its outputs to ``outputs`` (one path per format), or,
-        with ``outputs=None``, return the rendered texts in the Outcome."""
+        with ``outputs=None``, return the rendered texts in the Outcome. ``source``: the
+        input as the user named it (recorded in JSON output and the Outcome; default ``path``)."""
+        source = path if source is None else source
+        outcome = self._process(path, outputs, source)
+        outcome.path = source
+        return outcome
+
+    def _process(self, path: str, outputs: Optional[Sequence[str]], source: str) -> Outcome:
         from ..audio import SAMPLE_RATE, load_audio
         from ..errors import AudioError, Cancelled, ModelError
         from ..output import render
@@ -90,7 +97,7 @@ class FileWorker:
             samples = load_audio(path)
             audio_s = samples.size / SAMPLE_RATE
             result = self.model.transcribe(samples, **self.job.transcribe_kwargs())
-            texts = [render(result, fmt, source=path) for fmt in self.job.formats]
+            texts = [render(result, fmt, source=source) for fmt in self.job.formats]
             if self.stopping.is_set():
                 return Outcome(path, "cancelled", audio_s)
             if outputs is None:

@@ -37,8 +37,8 @@ class TranscribeActor:
         self.worker = FileWorker(job, n_states=n_states)
         self.node = ray.get_runtime_context().get_node_id()
 
-    def process(self, path: str, outputs: Optional[Sequence[str]]) -> Outcome:
-        outcome = self.worker.process(path, outputs)
+    def process(self, path: str, outputs: Optional[Sequence[str]], source: Optional[str] = None) -> Outcome:
+        outcome = self.worker.process(path, outputs, source)
         outcome.node = self.node
         return outcome
 
@@ -114,8 +114,9 @@ def _schedule(todo: List[Item], out: Path, formats, actors: List, slots: int, wr
                 return
             i = min(free, key=lambda j: load[j])
             it, attempt = pending.popleft()
-            outputs = None if write_on == "driver" else [str(p) for p in it.outputs(out, formats)]
-            ref = actors[i].process.remote(it.path, outputs)
+            # Absolute paths: an actor's working directory is not the driver's.
+            outputs = None if write_on == "driver" else [os.path.abspath(p) for p in it.outputs(out, formats)]
+            ref = actors[i].process.remote(os.path.abspath(it.path), outputs, it.path)
             inflight[ref] = (it, attempt, i)
             load[i] += 1
 
