@@ -20,8 +20,8 @@ TSV and CSV of several files need ``-o``. On a terminal, txt is printed segment 
 segment as it is decoded.
 
 Exit codes: 0 all good; 1 some file failed (the others were still transcribed);
-2 bad usage, or a model that cannot be loaded; 130 interrupted (Ctrl-C: the run stops
-at whisper.cpp's next graph node, nothing is printed, no file is half written);
+2 bad usage, or a model that cannot be loaded; 130 interrupted (Ctrl-C: the command ends
+within a fraction of a second, nothing is printed, no file is half written);
 141 stdout closed by its reader (``| head``: the run ends at once, quietly). Errors are
 one line on stderr; ``--verbose`` adds tracebacks and whisper.cpp's log.
 """
@@ -424,18 +424,40 @@ def _silence_native_log() -> None:
     logging.getLogger("whisperx_native.native").disabled = True
 
 
-def _join(worker: threading.Thread) -> None:
+#: After a cancel, how long the worker may take to stop before the process leaves without it.
+_STOP_GRACE_S = 0.25
+
+
+def _stop(worker: threading.Thread, token, code: int) -> None:
+    """Cancel the run and give the worker a moment to stop; if it is still in whisper.cpp
+    after that, leave the process now with ``code``.
+
+    whisper.cpp (1.8.5) checks the abort flag only after a whole encoder pass or decoder
+    step: a fraction of a second for tiny, seconds for medium on a few cores. Leaving
+    without the worker is safe: outputs are written by the main thread, atomically,
+    after a run has finished, so nothing of this file exists to be left half written."""
+    _silence_native_log()
+    token.cancel()
     try:
-        worker.join()
-    except KeyboardInterrupt:  # a second Ctrl-C while the run stops: leave now
-        os._exit(EXIT_INTERRUPTED)
+        worker.join(_STOP_GRACE_S)
+    except KeyboardInterrupt:  # a second Ctrl-C: leave now
+        pass
+    if worker.is_alive():
+        if code == EXIT_PIPE:
+            _quiet_closed_pipe()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
 
 
 def _run_watched(call, token, watch_stdout: bool):
     """``call()`` on a worker thread while this (main) thread stays where Python sees
     Ctrl-C at once: the native run holds no GIL, but a signal handler only runs when
     the main thread executes Python. On Ctrl-C or a closed stdout the run is cancelled
-    (whisper.cpp checks the flag at every graph node) and the worker joined."""
+    and the command ends (see ``_stop``)."""
     box: Dict[str, object] = {}
     done = threading.Event()
 
@@ -452,14 +474,10 @@ def _run_watched(call, token, watch_stdout: bool):
         worker.start()
         while not done.wait(_POLL_S):
             if watch_stdout and _stdout_closed():
-                token.cancel()
-                _join(worker)
+                _stop(worker, token, EXIT_PIPE)
                 raise BrokenPipeError(errno.EPIPE, "stdout closed")
     except KeyboardInterrupt:
-        _silence_native_log()
-        token.cancel()
-        if worker.is_alive():
-            _join(worker)
+        _stop(worker, token, EXIT_INTERRUPTED)
         raise
     worker.join()
     if "error" in box:
