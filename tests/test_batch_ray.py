@@ -18,7 +18,7 @@ import ray
 import soxr
 
 import whisperx_native as wn
-from whisperx_native.batch import RayTranscriber, transcribe_many
+from whisperx_native.batch import BatchError, RayTranscriber, transcribe_many
 from _batch_audio import BROKEN, copies, make_corpus
 from test_batch import FAST, FORMATS, assert_same_as_reference, check_interrupted_run, wait_for
 
@@ -128,3 +128,18 @@ def test_ray_data_adapter(ray_cluster, tiny_en_ggml, corpus, reference):
                           batch_size=2, num_cpus=2).take_all()
     assert rows[0]["text"] == reference["b/jfk"].text
     assert "audio" not in rows[0] and rows[1]["error"] == "" and "country" in rows[1]["text"]
+
+
+def test_more_workers_than_cpus_and_a_model_no_worker_can_load(ray_cluster, tiny_en_ggml, corpus, reference,
+                                                                tmp_path):
+    root, _ = corpus
+    # 3 single-CPU actors on 2 CPUs: the third never starts, and no file waits for it.
+    s = transcribe_many([root], tmp_path / "out", engine="ray", formats=["txt"], model=tiny_en_ggml, workers=3,
+                        threads_per_worker=1, **FAST)
+    assert (s["done"], s["failed"], s["actors"]) == (5, 1, 3)
+    assert_same_as_reference(tmp_path / "out", reference, ["txt"])
+    # A model that cannot load stops the batch with its reason, not 6 failures.
+    with pytest.raises(BatchError, match="no Ray worker.*not-a-model"):
+        transcribe_many([root], tmp_path / "out2", engine="ray", model=str(tmp_path / "not-a-model.bin"),
+                        workers=2, threads_per_worker=1, **FAST)
+    assert not (tmp_path / "out2" / "failures.jsonl").read_text()
