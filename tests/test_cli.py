@@ -280,6 +280,11 @@ def test_models_subcommand_is_wired_when_the_store_provides_it():
     else:
         assert "models" in help_text
         assert cli("models", "--help").returncode == 0
+    if cli_module._batch_cli() is None:
+        assert " batch " not in help_text
+    else:
+        assert "batch" in help_text
+        assert cli("batch", "--help").returncode == 0
 
 
 # ---------------------------------------------------------------------------- habits of other tools (issue 16)
@@ -445,6 +450,9 @@ def test_whisper_cli_spellings(tiny_en_ggml, tmp_path):
     assert proc.returncode == 0 and proc.stdout.startswith("1\n00:00:00,000 --> "), proc.stderr
     proc = run("-oj")
     assert proc.returncode == 0 and json.loads(proc.stdout)["source"] == str(JFK_WAV)
+    proc = run("-ojf")   # whisper-cli's full JSON: token times, so words here
+    words = [w for seg in json.loads(proc.stdout)["segments"] for w in seg["words"]]
+    assert proc.returncode == 0 and normalize(" ".join(w["text"] for w in words)) == normalize(JFK_TEXT)
 
     for args, message in [(["-o", "srt"], "use -f srt"), (["-o", "vtt"], "use -f vtt"), (["-olrc"], "LRC"),
                           (["-of", "x"], "-o DIR is a directory"), (["-f", str(JFK_WAV)], "-f sets the output format")]:
@@ -461,7 +469,8 @@ def test_whisper_cli_spellings(tiny_en_ggml, tmp_path):
 
 def test_openai_whisper_and_faster_whisper_spellings(tiny_en_ggml, base_ggml):
     proc = cli("transcribe", JFK_WAV, "-m", tiny_en_ggml, "--output_format", "json", "--word_timestamps", "True",
-               "--temperature", "0.2", "--best_of", "2", "--beam_size", "1", "-q")
+               "--temperature", "0.2", "--best_of", "2", "--beam_size", "1", "--condition_on_previous_text", "False",
+               "--initial_prompt", "President Kennedy.", "-q")
     assert proc.returncode == 0, proc.stderr
     d = json.loads(proc.stdout)
     assert normalize(" ".join(w["text"] for s in d["segments"] for w in s["words"])) == normalize(JFK_TEXT)

@@ -11,8 +11,9 @@
     whisperx-native info [--json]
 
 Inputs: files, directories (their audio and video files, recursively, sorted) and ``-``
-(stdin, read whole). whisper-cli's ``-otxt -osrt -ovtt -oj -ocsv -ml -sow -bs -bo -tr
--nt -tp`` and openai-whisper's underscore spellings (``--output_format``) are accepted.
+(stdin, read whole). whisper-cli's ``-otxt -osrt -ovtt -oj -ojf -ocsv -ml -sow -bs -bo -tr
+-nt -tp -np -pp`` and openai-whisper's underscore spellings (``--output_format``,
+``--word_timestamps True``) are accepted; ``-olrc -owts -of`` are refused with a pointer.
 
 Without ``-o``, results go to stdout: one format; several files (or a directory) as JSON
 Lines with ``-f json``, as txt with a ``==> NAME <==`` line before each file; SRT, VTT,
@@ -66,7 +67,7 @@ STDIN = "-"
 #: whisper-cli's output switches (``-osrt`` would otherwise read as ``-o srt``: a directory).
 _WHISPER_CLI_FORMATS = {
     "-otxt": "txt", "--output-txt": "txt", "-osrt": "srt", "--output-srt": "srt", "-ovtt": "vtt",
-    "--output-vtt": "vtt", "-oj": "json", "--output-json": "json", "-ojf": "json", "--output-json-full": "json",
+    "--output-vtt": "vtt", "-oj": "json", "--output-json": "json",
     "-ocsv": "csv", "--output-csv": "csv",
 }
 #: whisper-cli's multi-letter short options with an equivalent here (None: nothing to do).
@@ -114,6 +115,9 @@ def _translate_argv(argv: List[str]) -> List[str]:
             in_transcribe = tok == "transcribe"
             out.append(tok)
             continue
+        if tok in ("-ojf", "--output-json-full"):  # whisper-cli turns token timestamps on for it
+            out += ["--whisper-cli-format", "json", "--word-timestamps"]
+            continue
         if tok in _WHISPER_CLI_FORMATS:
             out += ["--whisper-cli-format", _WHISPER_CLI_FORMATS[tok]]
             continue
@@ -151,6 +155,12 @@ def _temperature(value: str) -> float:
     if not 0.0 <= t <= 1.0:
         raise argparse.ArgumentTypeError(f"must be in 0..1, got {value}")
     return t
+
+
+def _bool(value: str) -> bool:
+    if value.lower() in _TRUE | _FALSE:
+        return value.lower() in _TRUE
+    raise argparse.ArgumentTypeError(f"not True or False: {value!r}")
 
 
 def _format_list(value: str) -> List[str]:
@@ -240,6 +250,8 @@ def _parser(models_cli, batch_cli=None) -> argparse.ArgumentParser:
     t.add_argument("--max-len", type=_positive_int, default=None, metavar="CHARS",
                    help="split segments longer than this many characters (whisper-cli's -ml)")
     t.add_argument("--split-on-word", action="store_true", help="with --max-len: split between words only")
+    t.add_argument("--condition-on-previous-text", type=_bool, default=None, metavar="True|False",
+                   help="feed each window's text to the next (default: True; --preset fast: False)")
     t.add_argument("--vad", action="store_true", help="skip silence with voice activity detection")
     t.add_argument("--prompt", "--initial-prompt", default=None, help="initial prompt: spelling, names, style")
     t.add_argument("--output-format", "-f", type=_format_list, default=None, metavar="FMT[,FMT]",
@@ -345,6 +357,8 @@ def _decode_options(args) -> Dict[str, object]:
         if args.max_len is None:
             raise UsageError("--split-on-word splits what --max-len cuts: give --max-len CHARS too")
         options["split_on_word"] = True
+    if args.condition_on_previous_text is not None:
+        options["condition_on_previous_text"] = args.condition_on_previous_text
     if args.vad:
         options["vad"] = True
     return options
