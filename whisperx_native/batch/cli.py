@@ -7,21 +7,23 @@
 ``add_parser(subparsers)`` adds the subcommand to an argparse parser; ``run(args)``
 runs it and returns the exit code: 0 every file done (or already done), 1 some file
 failed (see OUT_DIR/failures.jsonl), 2 bad usage or a model that cannot be loaded,
-130 interrupted. ``python -m whisperx_native.batch`` is the same command on its own.
+130 interrupted (Ctrl-C), 143 stopped by SIGTERM (as cleanly as Ctrl-C). ``python -m whisperx_native.batch`` is the same command on its own.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Dict, List, Optional
 
 __all__ = ["add_parser", "run", "main"]
 
-EXIT_OK, EXIT_FILE_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FILE_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
 def _positive_int(value: str) -> int:
@@ -110,6 +112,15 @@ def run(args) -> int:
         except ImportError:
             print("error: the ray engine needs Ray: pip install 'whisperx_native[ray]'", file=sys.stderr)
             return EXIT_USAGE
+    # SIGTERM (a scheduler stopping the job, `kill`) stops as cleanly as Ctrl-C.
+    terminated = []
+
+    def on_sigterm(signum, frame):
+        terminated.append(signum)
+        raise KeyboardInterrupt
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    old_handler = signal.signal(signal.SIGTERM, on_sigterm) if main_thread else None
     try:
         summary = transcribe_many(args.inputs, args.output_dir, engine=engine, workers=args.workers,
                                   threads_per_worker=args.threads_per_worker, model=args.model,
@@ -117,13 +128,17 @@ def run(args) -> int:
                                   states_per_actor=args.states_per_actor, write_on=args.write_on,
                                   overwrite=args.overwrite, progress=not args.quiet, **_options(args))
     except KeyboardInterrupt:
-        print(f"interrupted: finished files are written, see {args.output_dir / 'summary.json'}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        what = "terminated" if terminated else "interrupted"
+        print(f"{what}: finished files are written, see {args.output_dir / 'summary.json'}", file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except (BatchError, WhisperError, ValueError, TypeError, OSError) as exc:
         if verbose:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, old_handler)
     if not args.quiet:
         s = summary
         print(f"{s['done']} done, {s['skipped']} skipped, {s['failed']} failed of {s['files']} files; "

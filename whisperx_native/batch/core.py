@@ -3,8 +3,10 @@ failure files, and the running summary."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -16,7 +18,7 @@ from typing import Dict, List, Optional, Sequence
 from .._fsutil import atomic_write
 from .inputs import Item
 
-__all__ = ["Job", "Outcome", "FileWorker", "Tally", "write_texts"]
+__all__ = ["Job", "Outcome", "FileWorker", "Tally", "deferred_interrupt", "write_texts"]
 
 SUMMARY_NAME = "summary.json"
 FAILURES_NAME = "failures.jsonl"
@@ -54,11 +56,44 @@ class Outcome:
 
 
 def write_texts(paths: Sequence[Path], texts: Sequence[str]) -> None:
-    """Write each text to its path, all-or-nothing per file (temporary sibling, fsync, rename)."""
-    for path, text in zip(paths, texts):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(path, overwrite=True) as f:
-            f.write(text.encode("utf-8"))
+    """Write each text to its path, all-or-nothing per file (temporary sibling, fsync, rename),
+    and, in the main thread, all-or-nothing per input: a Ctrl-C meanwhile is raised after the
+    last file is in place (an input never has some of its formats written and not others)."""
+    with deferred_interrupt():
+        for path, text in zip(paths, texts):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_write(path, overwrite=True) as f:
+                f.write(text.encode("utf-8"))
+
+
+_deferring: list = []
+
+
+@contextlib.contextmanager
+def deferred_interrupt():
+    """Hold SIGINT (and SIGTERM, where it is turned into KeyboardInterrupt) until the block ends;
+    then raise KeyboardInterrupt if one came. A no-op outside the main thread, where signals
+    never arrive anyway."""
+    if threading.current_thread() is not threading.main_thread() or _deferring:
+        yield  # another thread, or inside an outer block that holds the signals already
+        return
+    caught = []
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(sig)
+        if sig == signal.SIGTERM and handler in (signal.SIG_DFL, signal.SIG_IGN, None):
+            continue  # SIGTERM kills as usual unless someone turned it into an interrupt
+        old[sig] = handler
+        signal.signal(sig, lambda signum, frame: caught.append(signum))
+    _deferring.append(True)
+    try:
+        yield
+    finally:
+        _deferring.pop()
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    if caught:
+        raise KeyboardInterrupt
 
 
 class FileWorker:

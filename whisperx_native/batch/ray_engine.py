@@ -21,7 +21,7 @@ from typing import Deque, Dict, List, Optional, Sequence
 
 import ray
 
-from .core import FileWorker, Job, Outcome, Tally, write_texts
+from .core import FileWorker, Job, Outcome, Tally, deferred_interrupt, write_texts
 from .inputs import Item
 
 __all__ = ["TranscribeActor", "run_ray", "ensure_ray"]
@@ -174,10 +174,11 @@ def _schedule(todo: List[Item], out: Path, formats, actors: List, slots: int, wr
         if outcome.status == "failed" and not outcome.fatal and attempt < MAX_ATTEMPTS:
             pending.appendleft((it, attempt + 1))
             return
-        if outcome.status == "done" and outcome.texts is not None:
-            write_texts(it.outputs(out, formats), [outcome.texts[f] for f in formats])
-            outcome.texts = None
-        tally.add(outcome)
+        with deferred_interrupt():  # written and counted, or neither
+            if outcome.status == "done" and outcome.texts is not None:
+                write_texts(it.outputs(out, formats), [outcome.texts[f] for f in formats])
+                outcome.texts = None
+            tally.add(outcome)
         if outcome.fatal:
             raise BatchError(f"{outcome.path}: {outcome.message}")
 
@@ -216,9 +217,10 @@ def _schedule(todo: List[Item], out: Path, formats, actors: List, slots: int, wr
                 except Exception:
                     continue
                 if outcome.status == "done":
-                    if outcome.texts is not None:
-                        write_texts(it.outputs(out, formats), [outcome.texts[f] for f in formats])
-                    tally.add(outcome)
+                    with deferred_interrupt():
+                        if outcome.texts is not None:
+                            write_texts(it.outputs(out, formats), [outcome.texts[f] for f in formats])
+                        tally.add(outcome)
         raise
 
 
