@@ -215,3 +215,31 @@ def test_ctrl_c_stops_cleanly_without_partial_outputs_and_resume_finishes(tiny_e
     # every copy has its original's transcript, whichever worker and state took it
     for p, s in zip(src, ["a/one", "b/jfk", "four", "a/two"] * 6):
         assert (out / f"{p.stem}.txt").read_text() == render(reference[s], "txt")
+
+
+def test_long_file_among_short_ones_equals_model_transcribe(tiny_en_ggml, corpus, reference, tmp_path):
+    """A file longer than one window (Model.transcribe's long-form path; with two workers its
+    chunks may run on both states) gets the transcript a single Model.transcribe gives it."""
+    import numpy as np
+    import soundfile as sf
+
+    _, files = corpus
+    pause = np.zeros(16000, np.float32)
+    parts = [wn.load_audio(files[s]) for s in ("a/one", "b/jfk", "four", "a/two", "b/c/three", "b/jfk")]
+    long_wav = tmp_path / "in" / "long.wav"
+    long_wav.parent.mkdir()
+    sf.write(str(long_wav), np.concatenate([x for p in parts for x in (p, pause)]), 16000, subtype="FLOAT")
+    with wn.Model(tiny_en_ggml, n_threads=1, adapt_threads=False) as m:
+        want = m.transcribe(str(long_wav), **FAST)
+    assert want.timings["audio_seconds"] > 50
+    for stem in ("a/one", "four"):
+        (tmp_path / "in" / f"{stem.replace('/', '_')}.wav").write_bytes(files[stem].read_bytes())
+    out = tmp_path / "out"
+    s = transcribe_many([tmp_path / "in"], out, formats=["json", "txt"], model=tiny_en_ggml, workers=2,
+                        threads_per_worker=1, **FAST)
+    assert (s["done"], s["failed"]) == (3, 0)
+    assert (out / "long.txt").read_text() == render(want, "txt")
+    d = json.loads((out / "long.json").read_text())
+    assert [(x["start"], x["end"], x["text"]) for x in d["segments"]] == \
+           [(x.start, x.end, x.text) for x in want.segments]
+    assert (out / "a_one.txt").read_text() == render(reference["a/one"], "txt")

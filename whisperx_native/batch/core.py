@@ -96,6 +96,18 @@ def deferred_interrupt():
         raise KeyboardInterrupt
 
 
+#: Audio longer than one window goes through Model.transcribe's chunked long-form path.
+LONG_SECONDS = 30.0
+
+
+def _has_option(name: str) -> bool:
+    import dataclasses
+
+    from ..options import DecodeOptions
+
+    return name in {f.name for f in dataclasses.fields(DecodeOptions)}
+
+
 class FileWorker:
     """One loaded model and the work on one file: decode, transcribe, render, write.
 
@@ -106,9 +118,19 @@ class FileWorker:
         from ..model import Model
 
         self.job = job
-        self.model = Model(job.model, n_threads=job.n_threads, adapt_threads=False,
-                           max_idle_states=max(1, n_states))
+        self.n_states = max(1, n_states)
+        self.model = Model(job.model, n_threads=job.n_threads, adapt_threads=False, max_idle_states=self.n_states)
         self.stopping = threading.Event()
+        # Long files: Model.transcribe cuts audio longer than a window into chunks at pauses and
+        # can run them on several states at once (``chunk_workers``). One long file at a time
+        # gets all of this worker's states for its chunks, so a batch does not end on one long
+        # file crawling along on one state while the others sit idle: the other files share
+        # the cores with it meanwhile (single-threaded states take turns, they never spin).
+        # Chunks are transcribed independently, so the transcript is the same either way.
+        self._can_spread = (self.n_states > 1 and "chunk_workers" not in job.options
+                            and job.options.get("vad") is not False and _has_option("chunk_workers"))
+        self._spread_lock = threading.Lock()
+        self._spreading = False
 
     def process(self, path: str, outputs: Optional[Sequence[str]], source: Optional[str] = None) -> Outcome:
         """Transcribe ``path``; write its outputs to ``outputs`` (one path per format), or,
@@ -131,7 +153,15 @@ class FileWorker:
         try:
             samples = load_audio(path)
             audio_s = samples.size / SAMPLE_RATE
-            result = self.model.transcribe(samples, **self.job.transcribe_kwargs())
+            kwargs = self.job.transcribe_kwargs()
+            spread = self._can_spread and audio_s > LONG_SECONDS and self._claim_spread()
+            try:
+                if spread:
+                    kwargs["chunk_workers"] = self.n_states
+                result = self.model.transcribe(samples, **kwargs)
+            finally:
+                if spread:
+                    self._spreading = False
             texts = [render(result, fmt, source=source) for fmt in self.job.formats]
             if self.stopping.is_set():
                 return Outcome(path, "cancelled", audio_s)
@@ -147,6 +177,13 @@ class FileWorker:
             return Outcome(path, "failed", audio_s, time.perf_counter() - t0, type(exc).__name__, str(exc),
                            fatal=fatal)
         return Outcome(path, "done", audio_s, time.perf_counter() - t0)
+
+    def _claim_spread(self) -> bool:
+        with self._spread_lock:
+            if self._spreading:
+                return False
+            self._spreading = True
+            return True
 
     def stop(self) -> None:
         """Stop running calls (they return ``cancelled``) and refuse new ones."""
