@@ -83,8 +83,11 @@ def ensure_ray(address: Optional[str] = None) -> bool:
 def run_ray(todo: List[Item], out: Path, *, formats, preset, options, model, workers, threads_per_worker,
             states_per_actor: int, address: Optional[str], write_on: str, tally: Tally,
             settings: Dict[str, object]) -> None:
-    from .api import BatchError, plan_layout
+    from .api import plan_layout
 
+    if not todo:  # everything done already: no cluster to start or reach
+        settings.update(write_on=write_on)
+        return
     started = ensure_ray(address)
     actors: List = []
     try:
@@ -94,8 +97,6 @@ def run_ray(todo: List[Item], out: Path, *, formats, preset, options, model, wor
         n_actors = max(1, math.ceil(w / s))
         settings.update(workers=w, threads_per_worker=t, states_per_actor=s, actors=n_actors, write_on=write_on,
                         ray_cpus=cores)
-        if not todo:
-            return
         n_actors = min(n_actors, math.ceil(len(todo) / s))
         job = Job(model, t, list(formats), preset, dict(options))
         # SPREAD: actors go to different nodes first; each reserves the cores its states use.
