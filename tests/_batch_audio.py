@@ -1,5 +1,6 @@
 """Speech files for the batch tests: espeak-ng + sox sentences (bench/speech.py's
-generator) laid out in sub-folders, jfk.wav, and a corrupt file."""
+generator; without those tools, the same sentences cut out of the committed
+tests/data/long_speech.ogg) laid out in sub-folders, jfk.wav, and a corrupt file."""
 
 from __future__ import annotations
 
@@ -26,10 +27,24 @@ LAYOUT = {
 BROKEN = "b/broken.wav"
 
 
+def _committed_phrase(para: int, dst: Path) -> None:
+    """Without espeak-ng/sox: the same sentence cut out of tests/data/long_speech.ogg (made by
+    make_long_speech.py from the same generator; its JSON says where each sentence is)."""
+    import json
+
+    import whisperx_native as wn
+
+    data = REPO / "tests" / "data"
+    spans = json.loads((data / "long_speech.json").read_text())["phrases"]
+    span = next(p for p in spans if p["text"] == speech.PARAGRAPHS[para])
+    audio = wn.load_audio(data / "long_speech.ogg")
+    a, b = int(max(0.0, span["start"] - 0.3) * 16000), int((span["end"] + 0.3) * 16000)
+    sf.write(str(dst), audio[a:b], 16000, subtype="PCM_16")
+
+
 def make_corpus(root: Path) -> Dict[str, Path]:
     """Write the corpus under ``root``; returns stem -> file (the broken file under key ``BROKEN``)."""
-    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
-        raise RuntimeError("the batch tests need espeak-ng and sox (apt-get install espeak-ng sox)")
+    tts = shutil.which("espeak-ng") is not None and shutil.which("sox") is not None
     root.mkdir(parents=True, exist_ok=True)
     files = {}
     for stem, (para, suffix) in LAYOUT.items():
@@ -37,6 +52,8 @@ def make_corpus(root: Path) -> Dict[str, Path]:
         dst.parent.mkdir(parents=True, exist_ok=True)
         if para is None:
             shutil.copy(JFK_WAV, dst)
+        elif not tts:
+            _committed_phrase(para, dst)
         else:
             voice, speed = speech.VOICES[para % len(speech.VOICES)]
             wav = dst.with_suffix(".tts.wav")
