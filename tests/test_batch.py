@@ -4,7 +4,6 @@ transcripts, resume, failures, Ctrl-C. Real tiny.en inference on espeak-ng speec
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -11,12 +11,11 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 from .._fsutil import atomic_write
-from .inputs import Item
 
 __all__ = ["Job", "Outcome", "FileWorker", "Tally", "deferred_interrupt", "write_texts"]
 
