@@ -1,6 +1,6 @@
 """Batch throughput: many files through ``whisperx_native.batch.transcribe_many``.
 
-    python bench/batch_throughput.py [--rounds 2] [--short 12]
+    python bench/batch_throughput.py [--rounds 3] [--short 12]
 
 Audio: ``--short`` voice-memo-sized files (two espeak-ng sentences each, 10-18 s, four
 voices: under one 30 s window) and one long file (bench/speech.py's >= 190 s of varied
@@ -21,8 +21,9 @@ seconds are those of the batch summary (model loading included). Layouts:
   default VAD chunking, greedy), file after file, on the CTranslate2 weights our ggml
   file is converted from: a reference, not the same decoding.
 
-The runs take turns round after round (the machine is shared: turns spread the noise
-over all of them); the table shows each one's best round and its median. Writes a
+The runs take turns round after round, each round starting one run later (the machine
+is shared: turns spread the noise over all of them); the table shows each one's best
+round and its median. Writes a
 markdown table to stdout.
 """
 
@@ -114,7 +115,7 @@ class FasterWhisperBatched:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--short", type=int, default=12, help="number of short files (default 12)")
     ap.add_argument("--no-ray", action="store_true")
     ap.add_argument("--no-faster-whisper", action="store_true")
@@ -148,8 +149,12 @@ def main(argv=None) -> int:
     results: Dict[str, List[Dict[str, object]]] = {k: [] for k in runs}
     loads = [os.getloadavg()[0]]
     try:
+        keys = list(runs)
         for r in range(args.rounds):
-            for key, (engine, layout, fn) in runs.items():
+            # Each round starts one run later: a burst of other work on the machine does not
+            # always land on the same runs.
+            for key in keys[r % len(keys):] + keys[:r % len(keys)]:
+                engine, layout, fn = runs[key]
                 res = fn()
                 results[key].append(res)
                 loads.append(os.getloadavg()[0])
