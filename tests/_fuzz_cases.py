@@ -624,12 +624,12 @@ def run_case(case_id: str, w: World) -> dict:
     try:
         out["what"] = CASES[category](rng, w)
         out["outcome"] = "ok"
+    except WhisperError as exc:  # first: MemoryBudgetError is a MemoryError too, and a refusal
+        out.update(outcome="refused", type=type(exc).__name__, msg=str(exc)[:300])
     except MemoryError as exc:
         out.update(outcome="runaway", type="MemoryError", msg=str(exc)[:300])
     except CaseFailed as exc:
         out.update(outcome="wrong", type="CaseFailed", msg=str(exc)[:300])
-    except WhisperError as exc:
-        out.update(outcome="refused", type=type(exc).__name__, msg=str(exc)[:300])
     except Exception as exc:
         out.update(outcome="foreign", type=type(exc).__name__, msg=str(exc)[:300],
                    tb=traceback.format_exc()[-2000:])

@@ -37,6 +37,7 @@ from whisperx_native.errors import (
     InferenceError,
     ModelError,
     OptionError,
+    OptionTypeError,
     UsageError,
 )
 
@@ -209,9 +210,17 @@ def languages():
             for i in range(w.whisper_lang_max_id() + 1)}
 
 
-def lang_id(str code):
-    """whisper's id of a language code, or -1 when unknown."""
-    b = code.encode()
+def lang_id(code):
+    """whisper's id of a language code, or -1 when unknown (a str that cannot be a
+    code, with lone surrogates or NUL, is unknown too)."""
+    if not isinstance(code, str):
+        raise OptionTypeError(f"a language code is a str, got {type(code).__name__}")
+    try:
+        b = code.encode("utf-8")
+    except UnicodeEncodeError:
+        return -1
+    if b"\x00" in b or len(b) > 64:
+        return -1
     return w.whisper_lang_id(b)
 
 
