@@ -51,6 +51,10 @@ class SimulatedCapture:
 
     def __init__(self, audio, ring: RingBuffer, *, block_s: float = 0.05, realtime: bool = True,
                  speed: float = 1.0, dtype: str = "float32") -> None:
+        from ..validation import check_float
+
+        block_s = check_float(block_s, "block_s", 1e-4, 10.0)
+        speed = check_float(speed, "speed", 0.01, 1000.0)
         samples = as_samples(audio)
         self.ring = ring
         self.frames = to_capture_format(samples, ring.input_rate, dtype, ring.input_channels)

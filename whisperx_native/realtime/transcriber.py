@@ -143,10 +143,16 @@ class StreamingTranscriber:
                  latency_budget_s: Optional[float] = 1.5,
                  language: Optional[str] = "en", preset: str = "fast",
                  clock: Callable[[], float] = time.monotonic, **options) -> None:
-        if max_utterance_s <= 1.0 or max_utterance_s > WINDOW_SECONDS:
-            raise ValueError(f"max_utterance_s must be in (1, {WINDOW_SECONDS:g}]")
-        if step_s <= 0:
-            raise ValueError("step_s must be > 0")
+        from ..errors import OptionError
+        from ..validation import check_float
+
+        max_utterance_s = check_float(max_utterance_s, "max_utterance_s", 0.0, WINDOW_SECONDS)
+        if max_utterance_s <= 1.0:
+            raise OptionError(f"max_utterance_s must be in (1, {WINDOW_SECONDS:g}]")
+        step_s = check_float(step_s, "step_s", 0.01, 3600.0)  # a step of 0 samples would spin
+        min_speech_ms = check_float(min_speech_ms, "min_speech_ms", 0.0, 600_000.0)
+        if latency_budget_s is not None:
+            latency_budget_s = check_float(latency_budget_s, "latency_budget_s", 0.0, 1e6)
         self.engine = engine
         self.ring = ring
         if isinstance(vad, StreamingVad):
