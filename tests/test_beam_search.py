@@ -4,6 +4,7 @@ on real speech, and results that do not depend on the thread count (patch 0005).
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -121,13 +122,21 @@ def test_default_decoding_gives_the_same_words_for_every_copy(tiny, jfk_samples,
     assert len(set(texts.values())) == 1, texts
 
 
+@pytest.fixture(scope="module")
+def varied_speech() -> np.ndarray:
+    """50 s of different sentences (tests/data): two chunks, several windows."""
+    return wn.load_audio(Path(__file__).parent / "data" / "long_speech.ogg")[: 50 * wn.SAMPLE_RATE]
+
+
 @pytest.mark.parametrize("preset", [None, "fast"])
-def test_results_do_not_depend_on_the_thread_count(tiny, long_samples, preset) -> None:
+@pytest.mark.parametrize("vad", [None, False])
+def test_results_do_not_depend_on_the_thread_count(tiny, varied_speech, preset, vad) -> None:
     """Same text, token probabilities and timestamps on 1 and 2 threads (flash attention
-    on: patch 0005). More threads than cores are clamped, so 2 is the most this machine
-    can show; the patch was checked with 3 and 4 threads on the same audio."""
+    on: patch 0005), for the chunked long-form path and for one pass. More threads than
+    cores are clamped, so 2 is the most this machine can show; the patch was checked with
+    3 and 4 threads on the same audio."""
     def run(n):
-        r = tiny.transcribe(long_samples, preset=preset, language="en", n_threads=n)
+        r = tiny.transcribe(varied_speech, preset=preset, language="en", n_threads=n, vad=vad)
         return r.text, [(s.start, s.end, [(t.id, t.p, t.start, t.end) for t in s.tokens]) for s in r.segments]
 
     one, two = run(1), run(2)

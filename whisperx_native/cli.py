@@ -130,6 +130,8 @@ def _translate_argv(argv: List[str]) -> List[str]:
         if tok in _BOOL_FLAGS and i < len(argv) and argv[i].lower() in _TRUE | _FALSE:
             if argv[i].lower() in _TRUE:
                 out.append(tok)
+            elif tok == "--vad":  # the default is automatic: False must say so
+                out.append("--no-vad")
             i += 1
             continue
         out.append(tok)
@@ -237,7 +239,11 @@ def _parser(models_cli, batch_cli=None) -> argparse.ArgumentParser:
                    help="translate: into English (as --translate)")
     t.add_argument("--translate", action="store_true", help="translate to English")
     t.add_argument("--threads", "-t", type=_positive_int, default=None,
-                   help="CPU threads (default: min(4, cores))")
+                   help="CPU threads (default: min(4, cores), fewer while other processes keep cores busy; "
+                        "a count given here is used as it is)")
+    t.add_argument("--adapt-threads", action=argparse.BooleanOptionalAction, default=True,
+                   help="with the default thread count, use only the cores other processes leave free "
+                        "(results do not depend on the thread count)")
     t.add_argument("--preset", choices=["accurate", "fast"], default="accurate",
                    help="accurate: beam search with fallback (default); fast: greedy")
     t.add_argument("--beam-size", type=_positive_int, default=None, help="beam width (default 5; 1 is greedy)")
@@ -252,7 +258,10 @@ def _parser(models_cli, batch_cli=None) -> argparse.ArgumentParser:
     t.add_argument("--split-on-word", action="store_true", help="with --max-len: split between words only")
     t.add_argument("--condition-on-previous-text", type=_bool, default=None, metavar="True|False",
                    help="feed each window's text to the next (default: True; --preset fast: False)")
-    t.add_argument("--vad", action="store_true", help="skip silence with voice activity detection")
+    t.add_argument("--vad", action=argparse.BooleanOptionalAction, default=None,
+                   help="long-form decoding: speech found by voice activity detection, in chunks of "
+                        "up to 30 s transcribed in parallel (default: on for audio over 30 s); "
+                        "--no-vad: one pass over the whole file")
     t.add_argument("--prompt", "--initial-prompt", default=None, help="initial prompt: spelling, names, style")
     t.add_argument("--output-format", "-f", type=_format_list, default=None, metavar="FMT[,FMT]",
                    help=f"{','.join(FORMATS)} or all (default: txt)")
@@ -359,8 +368,8 @@ def _decode_options(args) -> Dict[str, object]:
         options["split_on_word"] = True
     if args.condition_on_previous_text is not None:
         options["condition_on_previous_text"] = args.condition_on_previous_text
-    if args.vad:
-        options["vad"] = True
+    if args.vad is not None:
+        options["vad"] = args.vad
     return options
 
 
@@ -548,7 +557,9 @@ def _transcribe_one(model, inp: _Input, args, options, plan: "_Plan") -> None:
         if result.language_probability is not None:
             lang += f" ({result.language_probability:.0%})"
         out = f" → {', '.join(written)}" if written else ""
-        print(f"{inp.name}: {seconds:.1f} s audio, {lang}, {t.get('total_ms', 0.0) / 1000:.2f} s, "
+        threads = t.get("n_threads")
+        threads = f", {threads} thread{'s' if threads != 1 else ''}" if threads else ""
+        print(f"{inp.name}: {seconds:.1f} s audio, {lang}, {t.get('total_ms', 0.0) / 1000:.2f} s{threads}, "
               f"real-time factor {t.get('real_time_factor', 0.0):.3f}{out}", file=sys.stderr)
 
 
@@ -590,7 +601,7 @@ def _transcribe(args) -> int:
     plan = _Plan(formats, names, several)
     failed = len(failures)
     total = len(inputs) + len(failures)
-    with Model(args.model, n_threads=args.threads) as model:
+    with Model(args.model, n_threads=args.threads, adapt_threads=args.adapt_threads) as model:
         for inp in inputs:
             if names is None and _stdout_closed():
                 raise BrokenPipeError(errno.EPIPE, "stdout closed")

@@ -20,12 +20,12 @@ import numpy as np
 from . import _native, features
 from .audio import SAMPLE_RATE, AudioLike, as_samples
 from .cancel import CancelToken
-from .vad_filter import remap_segment, speech_only
+from .vad_filter import plan_chunks, remap_segment
 from .errors import ClosedError, OptionError
 from .validation import check_call, check_int, check_path
 from .models import ggml_file
-from .models.store import resolve_model_path
-from .options import (N_AUDIO_CTX, DecodeOptions, busy_cores, cpu_count, default_threads, resolve_options,
+from .models.store import preferred_variant, resolve_model_path
+from .options import (N_AUDIO_CTX, WINDOW_SECONDS, DecodeOptions, busy_cores, cpu_count, default_threads, resolve_options,
                       threads_for_load)
 from .result import Result, Segment, Token, Word
 
@@ -48,13 +48,17 @@ class Model:
 
     def __init__(self, model: "str | os.PathLike", n_threads: Optional[int] = None, *,
                  flash_attn: bool = True, use_gpu: bool = True, max_idle_states: int = 1,
-                 adapt_threads: bool = True) -> None:
+                 adapt_threads: bool = True, best_variant: bool = True) -> None:
         check_path(model, "model")  # a str or PathLike without NUL (a name or a file)
-        path = resolve_model_path(model)
+        #: The file actually loaded for a name: with ``best_variant``, the CPU's fastest
+        #: form of it (models.store.preferred_variant: "-bf16q8" where bf16 is native).
+        self.variant = str(preferred_variant(model, use_gpu=use_gpu) if best_variant else model)
+        path = resolve_model_path(self.variant)
         self.info = ggml_file.validate(path)  # raises ModelError: whisper.cpp trusts its input
         self.path = str(path)
         self.name = str(model)
         self.n_threads = _clamp_threads(n_threads)
+        self._explicit_threads = bool(n_threads)  # a count the caller chose is never adapted
         self.max_idle_states = check_int(max_idle_states, "max_idle_states", 0, None)
         #: Use only the cores other processes leave free (options.threads_for_load), checked
         #: at the start of each call. False: always n_threads (reproducible numerics).
@@ -237,7 +241,7 @@ class Model:
         return Transcription(self, audio, preset, sample_rate, progress_callback, options)
 
     def _run(self, audio, preset, sample_rate, progress_callback, segment_callback, options,
-             on_state: Optional[Callable[["_native.State"], None]] = None) -> Result:
+             on_state: Optional[Callable[[object], None]] = None) -> Result:
         t0 = time.perf_counter()
         if self._closed:
             raise ClosedError("the model is closed")
@@ -246,51 +250,69 @@ class Model:
 
         progress_callback = progress_logger(options, progress_callback)
         samples = as_samples(audio, sample_rate)
-        opts = resolve_options(preset, options, samples.size, SAMPLE_RATE, self.n_threads)
+        opts = self._plan_options(preset, options, samples.size)
+        audio_s = samples.size / SAMPLE_RATE
+        if samples.size < MIN_SAMPLES:
+            log.warning("audio is %.0f ms long, shorter than whisper's 100 ms minimum: empty result",
+                        samples.size / SAMPLE_RATE * 1000)
+            return Result([], opts.language, None, {"audio_seconds": audio_s, "total_ms": 0.0,
+                                                    "n_threads": opts.n_threads}, self.name)
+        if _use_chunks(opts, audio_s):
+            return self._run_chunked(samples, opts, t0, progress_callback, segment_callback, on_state)
+        return self._run_single(samples, opts, t0, progress_callback, segment_callback, on_state)
+
+    def _plan_options(self, preset, options, n_samples: int) -> DecodeOptions:
+        """Preset + keywords → validated options for one call, with its thread count.
+
+        An explicit thread count (``Model(n_threads=N)`` or ``transcribe(n_threads=N)``) is
+        used as given (never more than the cores). Otherwise, with ``adapt_threads``, the
+        call uses only the cores other processes leave free: results do not depend on the
+        thread count (vendor/patches/0005), so this changes speed, never text."""
+        explicit = bool(options.get("n_threads")) or self._explicit_threads
+        opts = resolve_options(preset, options, n_samples, SAMPLE_RATE, self.n_threads)
         opts = self._check_language(opts)
         if opts.n_threads > cpu_count():
             opts = opts.replace(n_threads=cpu_count())
         if opts.decode_threads > opts.n_threads:
             raise OptionError(f"decode_threads must be 0 (= n_threads) .. n_threads ({opts.n_threads}), "
                               f"got {opts.decode_threads}")
-        if self.adapt_threads and opts.n_threads > 1:
+        if self.adapt_threads and not explicit and opts.n_threads > 1:
             # /proc/loadavg counts the whole machine's runnable tasks: compare with all its cores
             n = threads_for_load(opts.n_threads, busy_cores(), os.cpu_count() or cpu_count())
             if n < opts.n_threads:
                 log.debug("other processes keep cores busy: %d thread(s) instead of %d", n, opts.n_threads)
                 opts = opts.replace(n_threads=n, decode_threads=min(opts.decode_threads, n))
-        audio_s = samples.size / SAMPLE_RATE
-        to_original = None
-        if opts.vad and samples.size >= MIN_SAMPLES:
-            samples, to_original = _speech_only(samples, opts)
-            if samples.size == 0:  # no speech at all: nothing to transcribe, nothing invented
-                return Result([], opts.language, None, {"audio_seconds": audio_s, "total_ms": 0.0}, self.name)
-        if samples.size < MIN_SAMPLES:
-            log.warning("audio is %.0f ms long, shorter than whisper's 100 ms minimum: empty result",
-                        samples.size / SAMPLE_RATE * 1000)
-            return Result([], opts.language, None, {"audio_seconds": audio_s, "total_ms": 0.0}, self.name)
+        return opts
 
-        def native_segment(raw):
-            return raw if to_original is None else remap_segment(raw, to_original)
+    def _language(self, st, samples, opts):
+        """(options with the language decided, probabilities or None, ms): detection on the
+        first 30 s of ``samples`` for a multilingual model asked for none."""
+        if opts.language is not None:
+            return opts, None, 0.0
+        if not self.multilingual:
+            return opts.replace(language="en"), None, 0.0
+        td = time.perf_counter()
+        probs = st.detect_language(samples[:int(WINDOW_SECONDS * SAMPLE_RATE)], opts.n_threads)
+        detect_ms = (time.perf_counter() - td) * 1000
+        opts = opts.replace(language=next(iter(probs)))
+        return opts, {k: float(v) for k, v in probs.items() if v >= 1e-4}, detect_ms
 
+    def _words(self, opts, language):
+        if not opts.token_timestamps:
+            return None
+        return _WordBuilder(_EOT + self.multilingual, language in _NO_SPACE_LANGUAGES)
+
+    def _run_single(self, samples, opts, t0, progress_callback, segment_callback, on_state) -> Result:
+        """One ``whisper_full`` over the whole audio (short clips, or ``vad=False``)."""
         def on_segment(raw):
-            segment_callback(_segment(native_segment(raw)))
+            segment_callback(_segment(raw))
 
         full_ctx = opts.audio_ctx in (0, N_AUDIO_CTX)
         st = self._acquire(full_ctx)
         try:
             if on_state is not None:
                 on_state(st)  # from here until the state goes back to the pool, the caller may cancel it
-            probs = None
-            detect_ms = 0.0
-            if opts.language is None:
-                if self.multilingual:
-                    td = time.perf_counter()
-                    probs = st.detect_language(samples, opts.n_threads)
-                    detect_ms = (time.perf_counter() - td) * 1000
-                    opts = opts.replace(language=next(iter(probs)))
-                else:
-                    opts = opts.replace(language="en")
+            opts, probs, detect_ms = self._language(st, samples, opts)
             mel, mel_frames, mel_ms = self._features(samples, opts)
             raw = st.full(samples, opts, on_progress=progress_callback,
                           on_segment=on_segment if segment_callback is not None else None,
@@ -303,6 +325,7 @@ class Model:
 
         total_ms = (time.perf_counter() - t0) * 1000
         t = raw["timings"]
+        audio_s = samples.size / SAMPLE_RATE
         timings = {
             "audio_seconds": audio_s,
             "load_ms": self._ctx.load_ms,
@@ -316,14 +339,160 @@ class Model:
             "n_threads": opts.n_threads,
             "real_time_factor": total_ms / 1000 / audio_s,
         }
-        if probs is not None:
-            probs = {k: float(v) for k, v in probs.items() if v >= 1e-4}
         language = raw["language"] or opts.language
-        words = None
-        if opts.token_timestamps:
-            words = _WordBuilder(_EOT + self.multilingual, language in _NO_SPACE_LANGUAGES)
-        return Result([_segment(native_segment(s), words) for s in raw["segments"]], language, probs, timings,
-                      self.name)
+        words = self._words(opts, language)
+        return Result([_segment(s, words) for s in raw["segments"]], language, probs, timings, self.name)
+
+    def _run_chunked(self, samples, opts, t0, progress_callback, segment_callback, on_state) -> Result:
+        """Long-form: Silero VAD finds the speech, it is packed into chunks of at most one
+        window, and the chunks are transcribed independently (no text carried from one to
+        the next) on several states of this model at once, one thread each when the call
+        has as many threads as chunks. Times are mapped back to the file."""
+        audio_s = samples.size / SAMPLE_RATE
+        tv = time.perf_counter()
+        chunks = plan_chunks(_speech_segments(samples, opts), samples.size)
+        vad_ms = (time.perf_counter() - tv) * 1000
+        if not chunks:  # no speech at all: nothing to transcribe, nothing invented
+            return Result([], opts.language, None, {"audio_seconds": audio_s, "vad_ms": vad_ms, "chunks": 0,
+                                                    "total_ms": (time.perf_counter() - t0) * 1000,
+                                                    "n_threads": opts.n_threads}, self.name)
+        workers = min(len(chunks), opts.chunk_workers or opts.n_threads)
+        per_worker = max(1, opts.n_threads // workers)
+        group = _StateGroup()
+        if on_state is not None:
+            on_state(group)
+        try:
+            probs, detect_ms = None, 0.0
+            if opts.language is None:
+                first, _ = chunks[0].audio(samples)
+                st = self._acquire(True)
+                try:
+                    group.add(st)
+                    opts, probs, detect_ms = self._language(st, first, opts)
+                finally:
+                    group.discard(st)
+                    self._release(st)
+            run_opts = opts.replace(n_threads=per_worker, decode_threads=min(opts.decode_threads, per_worker))
+            results = self._map_chunks(samples, chunks, run_opts, workers, group, progress_callback, segment_callback)
+        finally:
+            if on_state is not None:
+                on_state(None)
+
+        segments: List[Segment] = []
+        t = {"mel_ms": 0.0, "encode_ms": 0.0, "decode_ms": 0.0, "total_ms": 0.0, "n_encode": 0}
+        for segs, timings in results:
+            segments.extend(segs)
+            for k in t:
+                t[k] += timings[k]
+        total_ms = (time.perf_counter() - t0) * 1000
+        timings = {
+            "audio_seconds": audio_s,
+            "load_ms": self._ctx.load_ms,
+            "language_ms": detect_ms,
+            "vad_ms": vad_ms,
+            "mel_ms": t["mel_ms"],
+            "encode_ms": t["encode_ms"],
+            "decode_ms": t["decode_ms"],
+            "native_ms": t["total_ms"],
+            "total_ms": total_ms,
+            "n_encode": t["n_encode"],
+            "n_threads": opts.n_threads,
+            "chunks": len(chunks),
+            "workers": workers,
+            "real_time_factor": total_ms / 1000 / audio_s,
+        }
+        return Result(segments, opts.language, probs, timings, self.name)
+
+    def _map_chunks(self, samples, chunks, opts, workers, group, progress_callback, segment_callback):
+        """Transcribe ``chunks`` on ``workers`` threads; the calling thread waits, hands out
+        segments in order (those of the earliest unfinished chunk as whisper.cpp decodes
+        them) and progress, and raises the first error (the others are cancelled).
+        Returns [(segments, timings)] in chunk order."""
+        done: Dict[int, object] = {}
+        live: Dict[int, list] = {i: [] for i in range(len(chunks))}  # raw segments while decoding
+        cond = threading.Condition()
+        next_index = [0]
+        words_of = self._words(opts, opts.language)
+        full_ctx = opts.audio_ctx in (0, N_AUDIO_CTX)
+
+        def work() -> None:
+            st = None
+            try:
+                while True:
+                    with cond:
+                        if group.cancelled or any(isinstance(v, BaseException) for v in done.values()):
+                            return
+                        i = next_index[0]
+                        if i >= len(chunks):
+                            return
+                        next_index[0] += 1
+
+                    def on_segment(raw, i=i):
+                        with cond:
+                            live[i].append(raw)
+                            cond.notify_all()
+
+                    try:
+                        if st is None:  # one state per worker for all its chunks
+                            st = self._acquire(full_ctx)
+                            group.add(st)
+                        outcome = self._transcribe_chunk(st, samples, chunks[i], opts, words_of,
+                                                         on_segment if segment_callback is not None else None)
+                    except BaseException as exc:  # handed to the caller's thread
+                        outcome = exc
+                    with cond:
+                        done[i] = outcome
+                        cond.notify_all()
+            finally:
+                if st is not None:
+                    group.discard(st)
+                    self._release(st, trimmed=not full_ctx)
+
+        threads = [threading.Thread(target=work, name=f"whisperx_native-chunk-{k}", daemon=True)
+                   for k in range(workers)]
+        for th in threads:
+            th.start()
+        results = []
+        try:
+            for i in range(len(chunks)):
+                emitted = 0
+                while True:
+                    with cond:
+                        while i not in done and len(live[i]) == emitted:
+                            cond.wait()
+                        outcome = done.get(i)
+                        fresh = live[i][emitted:] if outcome is None else []
+                    if segment_callback is not None and fresh:
+                        to_original = chunks[i].time_map()
+                        for raw in fresh:
+                            segment_callback(_segment(remap_segment(raw, to_original)))
+                        emitted += len(fresh)
+                    if outcome is not None:
+                        break
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                results.append(outcome)
+                if segment_callback is not None:
+                    for seg in outcome[0][emitted:]:
+                        segment_callback(seg)
+                if progress_callback is not None:
+                    progress_callback(int(100 * (i + 1) / len(chunks)))
+        except BaseException:
+            group.cancel()
+            raise
+        finally:
+            for th in threads:
+                th.join()
+        return results
+
+    def _transcribe_chunk(self, st, samples, chunk, opts, words_of, on_segment=None):
+        audio, to_original = chunk.audio(samples)
+        mel, mel_frames, mel_ms = self._features(audio, opts)
+        raw = st.full(audio, opts, mel=mel, mel_frames=mel_frames, on_segment=on_segment)
+        del mel
+        timings = dict(raw["timings"])
+        timings["mel_ms"] += mel_ms
+        return [_segment(remap_segment(s, to_original), words_of) for s in raw["segments"]], timings
 
     def _check_language(self, opts):
         lang = opts.language
@@ -340,16 +509,56 @@ class Model:
         return opts
 
 
-def _speech_only(samples, opts):
-    """(speech of ``samples`` joined, map back to original times), by Silero VAD."""
+#: Silero segmentation for long-form chunks (faster-whisper's batched pipeline uses a
+#: 160 ms pause and splits speech at the window's length); vad_parameters override them.
+CHUNK_VAD = {"min_silence_ms": 160, "speech_pad_ms": 200, "max_speech_s": WINDOW_SECONDS - 1.0}
+
+
+def _use_chunks(opts: DecodeOptions, audio_s: float) -> bool:
+    """The long-form path: asked for (``vad=True``), or by default (``vad=None``) for audio
+    longer than one window when nothing needs whisper.cpp's own seek over the whole file."""
+    if opts.vad is not None:
+        return bool(opts.vad)
+    return audio_s > WINDOW_SECONDS and not (opts.offset_ms or opts.duration_ms or opts.single_segment)
+
+
+def _speech_segments(samples, opts):
+    """Speech segments (seconds) of ``samples`` by Silero VAD."""
     from .realtime.vad import load_vad  # validates the Silero file: whisper.cpp trusts its input
 
-    vad, _info = load_vad(opts.vad_model, n_threads=min(opts.n_threads, 4))
+    vad, _info = load_vad(opts.vad_model, n_threads=1)
     try:
-        segments = vad.segments(samples, **dict(opts.vad_parameters))
+        return vad.segments(samples, **{**CHUNK_VAD, **dict(opts.vad_parameters)})
     finally:
         vad.close()
-    return speech_only(samples, segments)
+
+
+class _StateGroup:
+    """The native states one chunked call is using, cancelled together (what a
+    ``CancelToken`` binds to: ``cancel(generation)`` and ``generation`` as a State has)."""
+
+    generation = None
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._states: Dict[object, int] = {}
+        self.cancelled = False
+
+    def add(self, st) -> None:
+        with self._lock:
+            self._states[st] = st.generation
+            if self.cancelled:
+                st.cancel(st.generation)
+
+    def discard(self, st) -> None:
+        with self._lock:
+            self._states.pop(st, None)
+
+    def cancel(self, generation=None) -> None:
+        with self._lock:
+            self.cancelled = True
+            for st, gen in self._states.items():
+                st.cancel(gen)
 
 
 def _clamp_threads(n: Optional[int]) -> int:

@@ -125,7 +125,12 @@ class DecodeOptions:
     audio_ctx: int = 0                   # 0 = the model's (1500); "auto" trimming in the fast preset
     offset_ms: int = 0
     duration_ms: int = 0
-    vad: bool = False                    # transcribe only the speech Silero VAD finds
+    # Long-form transcription: Silero VAD finds the speech, packed into chunks of at most one
+    # window that are transcribed independently and in parallel (model.py). None: for audio
+    # longer than one window; True: always; False: one whisper.cpp pass over the whole audio.
+    vad: Optional[bool] = None
+    # States working on chunks at once (0: one per thread of the call, each on one thread).
+    chunk_workers: int = 0
     vad_model: Optional[str] = None      # Silero ggml file; None: the packaged one
     # (name, value) pairs for the VAD's segmentation: threshold, min_speech_ms, min_silence_ms,
     # max_speech_s, speech_pad_ms (compat.py maps faster-whisper's vad_parameters to them).

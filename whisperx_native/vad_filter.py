@@ -1,55 +1,135 @@
-"""Offline voice-activity filtering for file transcription.
+"""Offline voice-activity planning for file transcription.
 
 whisper.cpp 1.8.5 applies VAD only in ``whisper_full()`` on a context's own state, not
 in ``whisper_full_with_state()`` that our per-call states use, so it is done here with
-our ``VadContext``: the speech segments are joined (with a short gap of silence between
-them), whisper transcribes only that, and every time in the result is mapped back to
-the original audio.
+our ``VadContext``. The speech segments Silero finds are packed into chunks of at most
+one 30 s window (joined with a short gap of silence, as WhisperX and faster-whisper's
+batched pipeline do); each chunk is transcribed on its own, and every time in the result
+is mapped back to the original audio. Pure policy: no native state here.
 """
 
 from __future__ import annotations
 
 import bisect
-from typing import List, Sequence, Tuple
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .audio import SAMPLE_RATE
 
 GAP_S = 0.1  # silence between joined segments, so words of two segments do not run together
+KEEP_PAUSE_S = 0.0  # pauses shorter than this stay in a chunk as they are
 
 
 class TimeMap:
-    """Piecewise-linear map from the joined (processed) audio back to the original."""
+    """Piecewise-linear map from the joined (processed) audio back to the original.
 
-    def __init__(self, pieces: Sequence[Tuple[float, float]]) -> None:
+    A time inside a piece maps into that piece; a time in the gap after it (or past the
+    end) maps to the piece's end, never into audio that was not transcribed."""
+
+    def __init__(self, pieces: Sequence[Tuple[float, float]], lengths: Optional[Sequence[float]] = None) -> None:
         # pieces: (processed start, original start) of each joined segment, in order
         self._proc = [p for p, _ in pieces]
         self._orig = [o for _, o in pieces]
+        self._len = list(lengths) if lengths is not None else [float("inf")] * len(self._proc)
 
     def __call__(self, t: float) -> float:
         i = max(0, bisect.bisect_right(self._proc, t) - 1)
-        return round(self._orig[i] + (t - self._proc[i]), 3)
+        return round(self._orig[i] + min(max(0.0, t - self._proc[i]), self._len[i]), 3)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Speech of one window: sample ranges of the original audio, in order."""
+    pieces: Tuple[Tuple[int, int], ...]
+
+    @property
+    def start(self) -> float:
+        return self.pieces[0][0] / SAMPLE_RATE
+
+    @property
+    def end(self) -> float:
+        return self.pieces[-1][1] / SAMPLE_RATE
+
+    def audio(self, samples: np.ndarray) -> Tuple[np.ndarray, TimeMap]:
+        """The chunk's samples (pieces joined by GAP_S of silence) and the map back."""
+        return join_pieces(samples, self.pieces)
+
+    def time_map(self) -> TimeMap:
+        """The map from the chunk's joined audio back to the original (as :meth:`audio`)."""
+        return _time_map(self.pieces)
+
+
+def plan_chunks(segments: Sequence[Tuple[float, float]], n_samples: int, max_s: float = 30.0,
+                gap_s: float = GAP_S, keep_pause_s: float = KEEP_PAUSE_S) -> List[Chunk]:
+    """Pack speech ``segments`` (seconds, in order) into chunks whose joined length is at
+    most ``max_s``. Segments less than ``keep_pause_s`` apart are merged with the pause
+    between them (whisper places segment ends at pauses); a segment longer than ``max_s``
+    (the VAD was told to split at that length) is cut into equal parts."""
+    spans: List[List[int]] = []
+    keep = int(keep_pause_s * SAMPLE_RATE)
+    for t0, t1 in segments:
+        a, b = max(0, int(round(t0 * SAMPLE_RATE))), min(n_samples, int(round(t1 * SAMPLE_RATE)))
+        if b <= a:
+            continue
+        if spans and a <= spans[-1][1] + keep and b - spans[-1][0] <= max_s * SAMPLE_RATE:
+            spans[-1][1] = max(spans[-1][1], b)
+        else:
+            spans.append([a, b])
+    limit = int(max_s * SAMPLE_RATE)
+    gap = int(gap_s * SAMPLE_RATE)
+    parts: List[Tuple[int, int]] = []
+    for a, b in spans:
+        n = -(-(b - a) // limit)
+        step = -(-(b - a) // n)
+        parts.extend((x, min(b, x + step)) for x in range(a, b, step))
+    chunks: List[Chunk] = []
+    cur: List[Tuple[int, int]] = []
+    length = 0
+    for a, b in parts:
+        add = (b - a) + (gap if cur else 0)
+        if cur and length + add > limit:
+            chunks.append(Chunk(tuple(cur)))
+            cur, length, add = [], 0, b - a
+        cur.append((a, b))
+        length += add
+    if cur:
+        chunks.append(Chunk(tuple(cur)))
+    return chunks
+
+
+def join_pieces(samples: np.ndarray, pieces: Sequence[Tuple[int, int]]) -> Tuple[np.ndarray, TimeMap]:
+    """``samples[a:b]`` of each piece joined by GAP_S of silence, and the map back."""
+    if not pieces:
+        return np.zeros(0, dtype=np.float32), TimeMap([(0.0, 0.0)])
+    gap = np.zeros(int(GAP_S * SAMPLE_RATE), dtype=np.float32)
+    parts: List[np.ndarray] = []
+    for a, b in pieces:
+        if parts:
+            parts.append(gap)
+        parts.append(samples[a:b])
+    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32), _time_map(pieces)
+
+
+def _time_map(pieces: Sequence[Tuple[int, int]]) -> TimeMap:
+    gap = int(GAP_S * SAMPLE_RATE)
+    starts, lengths, pos = [], [], 0
+    for a, b in pieces:
+        starts.append((pos / SAMPLE_RATE, a / SAMPLE_RATE))
+        lengths.append((b - a) / SAMPLE_RATE)
+        pos += (b - a) + gap
+    return TimeMap(starts, lengths)
 
 
 def speech_only(samples: np.ndarray, segments: Sequence[Tuple[float, float]]) -> Tuple[np.ndarray, TimeMap]:
     """The speech ``segments`` (seconds) of ``samples`` joined, and the map back."""
-    gap = np.zeros(int(GAP_S * SAMPLE_RATE), dtype=np.float32)
-    parts: List[np.ndarray] = []
-    pieces, pos = [], 0
+    pieces = []
     for t0, t1 in segments:
         a, b = max(0, int(t0 * SAMPLE_RATE)), min(samples.size, int(t1 * SAMPLE_RATE))
-        if b <= a:
-            continue
-        if parts:
-            parts.append(gap)
-            pos += gap.size
-        pieces.append((pos / SAMPLE_RATE, a / SAMPLE_RATE))
-        parts.append(samples[a:b])
-        pos += b - a
-    if not parts:
-        return np.zeros(0, dtype=np.float32), TimeMap([(0.0, 0.0)])
-    return np.concatenate(parts), TimeMap(pieces)
+        if b > a:
+            pieces.append((a, b))
+    return join_pieces(samples, pieces)
 
 
 def remap_segment(raw, to_original: TimeMap):

@@ -95,6 +95,32 @@ def resolve_model_path(model: "str | os.PathLike", cache: "Path | None" = None, 
     return install(str(model), cache=cache, **install_options).path
 
 
+def preferred_variant(model: "str | os.PathLike", *, use_gpu: bool = True) -> "str | os.PathLike":
+    """The file a plain model name is best run from on this machine.
+
+    Where this build multiplies bfloat16 natively on the CPU (AVX512-BF16), a name without
+    a variant (``"base"``) becomes ``"base-bf16q8"``: bf16 encoder GEMMs, q8_0 decoder
+    weights (the decoder reads the token embedding once per token). Measured on the
+    README's speech sets: faster, and no WER lost. A path, a name that already names a
+    variant, or a build with a GPU backend is left as it is."""
+    if isinstance(model, os.PathLike) or looks_like_path(str(model)):
+        return model
+    try:
+        _arch, quant = registry.parse_name(str(model))
+    except ModelError:
+        return model  # install() says what is wrong with it
+    if quant is not None:
+        return model
+    from .. import _native
+
+    info = _native.build_info()
+    if use_gpu and (info["cuda"] or info["metal"] or info["vulkan"]):
+        return model
+    if "AVX512_BF16 = 1" not in info["system_info"] and "AMX_BF16 = 1" not in info["system_info"]:
+        return model
+    return f"{model}-bf16q8"
+
+
 # --------------------------------------------------------------------------- install
 
 

@@ -141,7 +141,7 @@ class StreamingTranscriber:
                  speech_pad_ms: int = 200, min_speech_ms: int = 200,
                  step_s: float = 1.0, max_utterance_s: float = 20.0, partials: bool = True,
                  latency_budget_s: Optional[float] = 1.5,
-                 language: Optional[str] = "en", preset: str = "fast",
+                 language: Optional[str] = "en", preset: str = "fast", final_preset: Optional[str] = None,
                  clock: Callable[[], float] = time.monotonic, **options) -> None:
         from ..errors import OptionError
         from ..validation import check_float
@@ -174,6 +174,9 @@ class StreamingTranscriber:
         # no_context: whisper.cpp would otherwise carry the text of the previous run on a
         # pooled state (a partial!) into this one.
         self.options = dict({"no_context": True}, **options, language=language, preset=preset)
+        # Finals: the file decoder (an utterance is what a long file's chunk is: beam search,
+        # fallback, the full encoder context), unless the latency governor asks for less.
+        self.final_options = dict({"no_context": True}, **options, language=language, preset=final_preset)
         self.governor = LatencyGovernor(latency_budget_s, clock=clock)
         self.finals: List[StreamEvent] = []
         self.stats = {"transcriptions": 0, "partials": 0, "finals": 0, "busy_s": 0.0,
@@ -300,9 +303,12 @@ class StreamingTranscriber:
         self._last_partial_text = ""
 
     # ------------------------------------------------------------------ whisper runs
-    def _transcribe(self, audio: np.ndarray, tight: bool) -> List[Segment]:
-        opts = dict(self.options)
-        opts.setdefault("audio_ctx", audio_ctx_for(audio.size / SAMPLE_RATE, headroom=0 if tight else 64))
+    def _transcribe(self, audio: np.ndarray, tight: bool, final: bool = False) -> List[Segment]:
+        if final and not tight:
+            opts = dict(self.final_options)
+        else:
+            opts = dict(self.options)
+            opts.setdefault("audio_ctx", audio_ctx_for(audio.size / SAMPLE_RATE, headroom=0 if tight else 64))
         t0 = time.perf_counter()
         result = self.engine.transcribe(audio, **opts)
         self.stats["busy_s"] += time.perf_counter() - t0
@@ -332,8 +338,8 @@ class StreamingTranscriber:
         self._utt_start = None
         end = min(end, self._audio.end)
         if start is not None and end - start >= self.min_speech:
-            segs = self._shift(self._transcribe(self._audio.slice(start, end), tight=self.governor.level >= 2),
-                               start, end)
+            segs = self._shift(self._transcribe(self._audio.slice(start, end), tight=self.governor.level >= 2,
+                                                final=self.governor.level == 0), start, end)
             segs = [s for s in segs if s.text.strip()]
             for i, seg in enumerate(segs):
                 ev = self._event(FINAL, seg.text.strip(), int(round(seg.start * SAMPLE_RATE)),
