@@ -457,7 +457,29 @@ def case_api(rng: random.Random, w: World) -> str:
     import whisperx_native as wn
     from whisperx_native import _native
 
-    kind = rng.choice(["array", "array", "model_args", "vad_args", "state", "segments", "language_id"])
+    kind = rng.choice(["array", "array", "model_args", "vad_args", "state", "segments", "language_id",
+                       "streaming", "iter"])
+    if kind == "streaming":
+        from whisperx_native.realtime import RingBuffer, SimulatedCapture, StreamingTranscriber
+
+        name = rng.choice(["step_s", "max_utterance_s", "min_speech_ms", "latency_budget_s", "vad_threshold",
+                           "min_silence_ms", "speech_pad_ms", "block_s", "speed"])
+        value = _weird_values(rng)
+        ring = RingBuffer(1.0)
+        if name in ("block_s", "speed"):
+            SimulatedCapture(w.jfk[:1600], ring, realtime=False, **{name: value})
+        else:
+            tr = StreamingTranscriber(w.model, ring, vad=rng.random() < 0.5, **{name: value})
+            if tr.vad is not None:
+                tr.vad.close()
+        return f"streaming {name}={value!r}"[:200]
+    if kind == "iter":
+        opts = {rng.choice(["beam_size", "temperature", "language", "initial_prompt", "n_threads"]):
+                _weird_values(rng)}
+        with w.model.transcribe_iter(w.jfk[:8000], preset="fast", **opts) as segs:
+            for _ in segs:
+                pass
+        return f"transcribe_iter({opts!r})"[:200]
     if kind == "array":
         a = rng.choice([
             np.zeros(16000, ">f4"), np.full(16000, 1e30, np.float32), np.full(16000, np.nan),

@@ -16,6 +16,7 @@ Seeds are fixed: a case is generated from its id (``options-0042``) alone.
 
 * default: ``COUNTS`` cases per category (a few hundred in all, CI time);
 * ``WHISPERX_NATIVE_FUZZ=long``: ten times as many; ``WHISPERX_NATIVE_FUZZ=N``: N per category;
+  ``WHISPERX_NATIVE_FUZZ_START=K``: ids from K on (inputs the default run never tried);
 * ``WHISPERX_NATIVE_FUZZ_IDS=model-0017,audio-0003``: only those cases (reproduction);
   ``python tests/_fuzz_cases.py model-0017`` runs one in-process, with its traceback.
 """
@@ -56,7 +57,8 @@ def _ids(category: str) -> list:
         n *= 10
     elif mode.isdigit():
         n = int(mode)
-    return [f"{category}-{i:04d}" for i in range(n)]
+    start = int(os.environ.get("WHISPERX_NATIVE_FUZZ_START", "0"))  # new inputs: ids from here on
+    return [f"{category}-{i:04d}" for i in range(start, start + n)]
 
 
 def _worker(cfg: dict) -> "tuple[subprocess.Popen, queue.Queue]":

@@ -153,6 +153,15 @@ class StreamingTranscriber:
         min_speech_ms = check_float(min_speech_ms, "min_speech_ms", 0.0, 600_000.0)
         if latency_budget_s is not None:
             latency_budget_s = check_float(latency_budget_s, "latency_budget_s", 0.0, 1e6)
+        vad_threshold = check_float(vad_threshold, "vad_threshold", 0.0, 1.0)
+        min_silence_ms = check_float(min_silence_ms, "min_silence_ms", 0.0, 600_000.0)
+        speech_pad_ms = check_float(speech_pad_ms, "speech_pad_ms", 0.0, 600_000.0)
+        adaptive_from_s = check_float(adaptive_from_s, "adaptive_from_s", 0.0, 86_400.0)
+        adaptive_to_s = check_float(adaptive_to_s, "adaptive_to_s", 0.0, 86_400.0)
+        if min_silence_long_ms is not None:
+            min_silence_long_ms = check_float(min_silence_long_ms, "min_silence_long_ms", 0.0, 600_000.0)
+        if not callable(clock):
+            raise OptionError("clock must be callable")
         self.engine = engine
         self.ring = ring
         if isinstance(vad, StreamingVad):
