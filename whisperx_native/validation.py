@@ -178,7 +178,8 @@ def bound_prompt(prompt: str, max_bytes: int = PROMPT_MAX_BYTES, max_run: int = 
     space, and breaks runs of one character class longer than ``max_run`` bytes with
     a space. Ordinary prompts come back unchanged."""
     data = prompt.encode("utf-8")
-    if len(data) > max_bytes:
+    # Truncate only past the room the breaks below may add: a bounded prompt passes unchanged.
+    if len(data) > max_bytes + max_bytes // max_run + 2:
         cut = len(data) - max_bytes
         while cut < len(data) and (data[cut] & 0xC0) == 0x80:  # not inside a character
             cut += 1
@@ -231,7 +232,17 @@ _FLOATS = {
 _STR_LIMITS = {"language": 32}
 
 
+_HINTS: Dict[type, Dict[str, Any]] = {}
+
+
 def _hints(cls) -> Dict[str, Any]:
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = _read_hints(cls)
+    return hints
+
+
+def _read_hints(cls) -> Dict[str, Any]:
     try:
         return typing.get_type_hints(cls)
     except Exception:  # pragma: no cover - an annotation that cannot be evaluated
@@ -311,6 +322,27 @@ def validate_options(opts):
             changes["initial_prompt"] = prompt
     if changes:
         opts = opts.replace(**changes)
+    return opts
+
+
+def native_options(opts):
+    """The check ``State.full`` makes itself: a DecodeOptions, validated, with a thread
+    count and a language whisper.cpp knows (the native layer takes no unchecked input)."""
+    from .options import DecodeOptions, default_threads
+
+    if not isinstance(opts, DecodeOptions):
+        raise OptionTypeError(f"opts must be a whisperx_native.DecodeOptions, got {_show(opts)}")
+    opts = validate_options(opts)
+    if not opts.n_threads:
+        opts = opts.replace(n_threads=default_threads())
+    if opts.decode_threads > opts.n_threads:
+        raise OptionError(f"decode_threads must be 0 (= n_threads) .. n_threads ({opts.n_threads}), "
+                          f"got {opts.decode_threads}")
+    if opts.language not in (None, "", "auto"):
+        from ._native import lang_id
+
+        if lang_id(opts.language) < 0:
+            raise OptionError(f"unknown language {opts.language!r}; use a code like 'en', 'de', or 'auto'")
     return opts
 
 

@@ -42,6 +42,12 @@ from whisperx_native.errors import (
 )
 
 
+def _native_options(opts):
+    from whisperx_native.validation import native_options
+
+    return native_options(opts)
+
+
 def _threads(n, field="n_threads"):
     """A thread count for whisper.cpp: an int >= 1, clamped to the cores we may use."""
     from whisperx_native.validation import clamp_threads
@@ -699,6 +705,7 @@ cdef class State:
             self._check()
             c = self._owner._ctx
             keep = []  # bytes objects whose buffers whisper.cpp reads during the run
+            opts = _native_options(opts)  # validated here too: whisper.cpp trusts its parameters
             _fill_params(&p, opts, keep)
             # Threads: never more than the cores (whisper.cpp's spinning barriers would wait).
             p.n_threads = _threads(p.n_threads)
