@@ -22,7 +22,7 @@ from .audio import SAMPLE_RATE, AudioLike, as_samples
 from .cancel import CancelToken
 from .vad_filter import plan_chunks, remap_segment
 from .errors import ClosedError, OptionError
-from .validation import check_call, check_int, check_path
+from .validation import check_bool, check_call, check_int, check_path
 from .models import ggml_file
 from .models.store import preferred_variant, resolve_model_path
 from .options import (N_AUDIO_CTX, WINDOW_SECONDS, DecodeOptions, busy_cores, cpu_count, default_threads, resolve_options,
@@ -50,6 +50,8 @@ class Model:
                  flash_attn: bool = True, use_gpu: bool = True, max_idle_states: int = 1,
                  adapt_threads: bool = True, best_variant: bool = True) -> None:
         check_path(model, "model")  # a str or PathLike without NUL (a name or a file)
+        flash_attn, use_gpu, adapt_threads = (check_bool(v, k) for v, k in (
+            (flash_attn, "flash_attn"), (use_gpu, "use_gpu"), (adapt_threads, "adapt_threads")))
         #: The file actually loaded for a name: with ``best_variant``, the CPU's fastest
         #: form of it (models.store.preferred_variant: "-bf16q8" where bf16 is native).
         self.variant = str(preferred_variant(model, use_gpu=use_gpu) if best_variant else model)
