@@ -517,7 +517,20 @@ def case_api(rng: random.Random, w: World) -> str:
     ctx = _native.Context(str(w.model_path))
     st = ctx.new_state()
     try:
-        what = rng.choice(["init_twice", "detect_threads", "close_twice", "cancel_gen"])
+        what = rng.choice(["init_twice", "detect_threads", "close_twice", "cancel_gen", "full_raw", "full_raw"])
+        if what == "full_raw":  # the native layer checks what it is given, as Model does
+            import dataclasses
+
+            from whisperx_native.options import DecodeOptions
+
+            names = [f.name for f in dataclasses.fields(DecodeOptions)]
+            raw = {rng.choice(names): _weird_values(rng) for _ in range(rng.choice([1, 2]))}
+            if rng.random() < 0.3:
+                raw.update(temperature=float("nan"), temperature_increment=0.2)
+            st.full(w.jfk[:8000], DecodeOptions(**{"n_threads": 1, "beam_size": 1, "best_of": 1,
+                                                   "temperature_increment": 0.0, "language": "en", **raw})
+                    if rng.random() < 0.9 else rng.choice([None, {}, "opts"]))
+            return f"State.full({raw!r})"[:200]
         if what == "init_twice":
             st.__init__(ctx)
         elif what == "detect_threads":
