@@ -424,12 +424,40 @@ def _prompt(rng: random.Random):
     return (piece * n)[: n * len(piece)]
 
 
+#: Valid values at the edges of each option's range: whisper.cpp must run them all.
+_EDGES = {
+    "beam_size": [1, 2, 8], "best_of": [1, 2, 8], "temperature": [0.0, 0.5, 1.0],
+    "temperature_increment": [0.0, 0.05, 0.5, 1.0], "entropy_threshold": [-1e6, 0.0, 1e6],
+    "logprob_threshold": [-1e6, 0.0, 1e6], "no_speech_threshold": [-1e6, 0.0, 1.0, 1e6],
+    "compression_ratio_threshold": [0.0, 1.0, 1e6, -1.0], "patience": [0.0, 0.5, 100.0, -1.0],
+    "length_penalty": [None, 0.0, 1.0, -5.0, 1e6], "max_segment_length": [0, 1, 2, 1000],
+    "max_tokens": [0, 1, 2, 448, 1_000_000], "audio_ctx": [0, 1, 64, 256, 1499, 1500],
+    "offset_ms": [0, 1, 400, 10_000, 28_800_000], "duration_ms": [0, 1, 50, 10_000, 28_800_000],
+    "n_threads": [0, 1, 2, 1000], "decode_threads": [0, 1], "token_timestamps": [True],
+    "single_segment": [True], "split_on_word": [True], "suppress_blank": [False],
+    "suppress_non_speech": [True], "timestamps": [False], "no_context": [False],
+    "condition_on_previous_text": [False], "carry_initial_prompt": [True], "translate": [False],
+    "language": ["en", "EN", "auto", "", None], "vad": [True],
+    "initial_prompt": ["", " ", "a", "\n\n", "Kubernetes, kubectl, etcd.", "漢" * 500, "😀" * 400],
+}
+
+
 def case_options(rng: random.Random, w: World) -> str:
     import dataclasses
 
     from whisperx_native.options import DecodeOptions
 
     fields = [f.name for f in dataclasses.fields(DecodeOptions)]
+    if rng.random() < 0.4:  # valid edge values, several at once: they must all run
+        opts = {}
+        for name in rng.sample(sorted(_EDGES), rng.choice([1, 2, 3, 5])):
+            opts[name] = rng.choice(_EDGES[name])
+        if opts.get("decode_threads") and not opts.get("n_threads"):
+            opts["n_threads"] = 1
+        preset = rng.choice(["fast", "accurate"])
+        x = w.jfk[:rng.choice([1600, 8000, 16000, 48000])]
+        w.model.transcribe(x, preset=preset, **opts)
+        return f"edges {opts!r} preset={preset} {x.size} samples"[:200]
     opts = {}
     for _ in range(rng.choice([1, 1, 2, 3])):
         name = rng.choice(fields + ["initial_prompt", "temperature", "temperature_increment", "language"])

@@ -49,8 +49,9 @@ MAX_DECODERS = 8  # WHISPER_MAX_DECODERS
 N_AUDIO_CTX = 1500
 TEMPERATURE_MAX = 1.0
 #: Smallest non-zero temperature step: whisper.cpp tries t, t + step, ... up to 1.0, so
-#: this bounds its fallback list to 101 temperatures (1e-30 made it grow without end).
-MIN_TEMPERATURE_INCREMENT = 0.01
+#: this bounds its fallback list to 21 temperatures, each a full decode of the window
+#: (1e-30 made the list grow without end; faster-whisper's step is 0.2).
+MIN_TEMPERATURE_INCREMENT = 0.05
 
 
 def _name(where: str, field: str) -> str:

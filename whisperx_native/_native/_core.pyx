@@ -713,6 +713,10 @@ cdef class State:
                 p.n_threads_decode = p.n_threads
             if n > 2147483647:
                 raise AudioError("audio too long for whisper.cpp (int32 sample count)")
+            if mel is None and p.duration_ms > 0 and p.offset_ms + <int64_t>p.duration_ms > n * 1000 // SAMPLE_RATE:
+                # past the end of the audio: whisper.cpp would encode silent windows up to
+                # offset + duration (8 h of them for an 8 h duration): stop at the end instead
+                p.duration_ms = 0
             if mel is not None:
                 mel_view = mel
                 mel_n, mel_len = mel_view.shape[0], mel_view.shape[1]
