@@ -66,7 +66,9 @@ class CpuMonitor:
                  on_calm: Optional[Callable[[float], None]] = None, calm_after: Optional[float] = None,
                  calm_threshold: float = 0.5) -> None:
         if not 0 < threshold <= 1:
-            raise ValueError("cpu threshold must be in (0, 1]")
+            from ..errors import OptionError
+
+            raise OptionError("cpu threshold must be in (0, 1]")
         self.sampler = sampler or external_load_sampler()
         self.threshold, self.window, self.interval = threshold, window, interval
         self.on_pressure, self.on_calm = on_pressure, on_calm

@@ -77,7 +77,7 @@ class WhisperManager:
         if memory_budget is not None:
             memory_budget = check_int(memory_budget, "memory_budget", 1, None)
         allow_smaller = check_bool(allow_smaller, "allow_smaller")
-        cpu_threshold = check_float(cpu_threshold, "cpu_threshold", 0.0, 1.0)
+        cpu_threshold = check_float(cpu_threshold, "cpu_threshold", 1e-6, 1.0)  # a share of the cores, > 0
         cpu_window = check_float(cpu_window, "cpu_window", 0.001, 1e7)
         cpu_interval = check_float(cpu_interval, "cpu_interval", 0.001, 1e5)
         auto_downgrade = check_bool(auto_downgrade, "auto_downgrade")
