@@ -35,7 +35,9 @@ def to_capture_format(samples16k: np.ndarray, rate: int = SAMPLE_RATE, dtype: st
     if dtype == "int16":
         x = np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.int16)
     elif dtype != "float32":
-        raise ValueError("dtype must be 'float32' or 'int16'")
+        from ..errors import OptionError
+
+        raise OptionError("dtype must be 'float32' or 'int16'")
     return np.repeat(x[:, None], channels, axis=1)
 
 
