@@ -458,10 +458,20 @@ def case_options(rng: random.Random, w: World) -> str:
         x = w.jfk[:rng.choice([1600, 8000, 16000, 48000])]
         w.model.transcribe(x, preset=preset, **opts)
         return f"edges {opts!r} preset={preset} {x.size} samples"[:200]
+    # faster-whisper's keywords too (compat.py translates them before the check)
+    compat = ["word_timestamps", "vad_filter", "vad_parameters", "task", "without_timestamps", "hotwords",
+              "log_progress", "log_prob_threshold", "max_new_tokens", "prefix", "batch_size", "clip_timestamps"]
     opts = {}
     for _ in range(rng.choice([1, 1, 2, 3])):
-        name = rng.choice(fields + ["initial_prompt", "temperature", "temperature_increment", "language"])
-        opts[name] = _prompt(rng) if name == "initial_prompt" and rng.random() < 0.6 else _weird_values(rng)
+        name = rng.choice(fields + compat + ["initial_prompt", "temperature", "temperature_increment", "language"])
+        if name == "initial_prompt" and rng.random() < 0.6:
+            opts[name] = _prompt(rng)
+        elif name in ("vad_parameters", "temperature") and rng.random() < 0.5:
+            opts[name] = rng.choice([{"threshold": _weird_values(rng)}, {"speech_pad_ms": 2**31},
+                                     {"min_silence_duration_ms": _weird_values(rng)}, {"bogus": 1},
+                                     [0.0, _weird_values(rng)], [], (0.0, 0.2, 0.4), [float("nan")]])
+        else:
+            opts[name] = _weird_values(rng)
     if rng.random() < 0.15:  # the campaign's runaways: a temperature list without end
         opts.update(temperature=rng.choice([-float("inf"), -1e12, float("nan")]),
                     temperature_increment=rng.choice([0.2, 1e-30, 1e-9]))
