@@ -374,7 +374,8 @@ class Model:
                 finally:
                     group.discard(st)
                     self._release(st)
-            run_opts = opts.replace(n_threads=per_worker, decode_threads=min(opts.decode_threads, per_worker))
+            run_opts = opts.replace(n_threads=per_worker, decode_threads=min(opts.decode_threads, per_worker),
+                                    speech_only=True)
             results = self._map_chunks(samples, chunks, run_opts, workers, group, progress_callback, segment_callback)
         finally:
             if on_state is not None:
@@ -511,9 +512,10 @@ class Model:
         return opts
 
 
-#: Silero segmentation for long-form chunks (faster-whisper's batched pipeline uses a
-#: 160 ms pause and splits speech at the window's length); vad_parameters override them.
-CHUNK_VAD = {"min_silence_ms": 160, "speech_pad_ms": 200, "max_speech_s": WINDOW_SECONDS - 1.0}
+#: Silero segmentation for long-form chunks, faster-whisper's batched pipeline's: a 160 ms
+#: pause ends a segment, 400 ms of padding, speech split at the window's length;
+#: vad_parameters override them.
+CHUNK_VAD = {"min_silence_ms": 160, "speech_pad_ms": 400, "max_speech_s": WINDOW_SECONDS - 1.0}
 
 
 def _use_chunks(opts: DecodeOptions, audio_s: float) -> bool:

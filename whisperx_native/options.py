@@ -121,7 +121,9 @@ class DecodeOptions:
     split_on_word: bool = False
     max_tokens: int = 0                  # per segment; 0 = no limit
     suppress_blank: bool = True
-    suppress_non_speech: bool = False
+    # Symbols that are not speech (♪, brackets, ...): suppressed by default, as openai-whisper's
+    # and faster-whisper's suppress_tokens=[-1] does.
+    suppress_non_speech: bool = True
     audio_ctx: int = 0                   # 0 = the model's (1500); "auto" trimming in the fast preset
     offset_ms: int = 0
     duration_ms: int = 0
@@ -131,6 +133,10 @@ class DecodeOptions:
     vad: Optional[bool] = None
     # States working on chunks at once (0: one per thread of the call, each on one thread).
     chunk_workers: int = 0
+    # The audio is known to be speech (a chunk of voice activity): a window whose text ends
+    # early resumes at its last timestamp instead of skipping the rest as silence. Set by
+    # the long-form path for its chunks.
+    speech_only: bool = False
     vad_model: Optional[str] = None      # Silero ggml file; None: the packaged one
     # (name, value) pairs for the VAD's segmentation: threshold, min_speech_ms, min_silence_ms,
     # max_speech_s, speech_pad_ms (compat.py maps faster-whisper's vad_parameters to them).

@@ -828,6 +828,7 @@ cdef int _fill_params(w.whisper_full_params * p, object o, list keep) except -1:
     p.beam_search.beam_size = beam
     p.beam_search.patience = float(getattr(o, "patience", 1.0))
     p.length_penalty = float(getattr(o, "length_penalty", None) or -1.0)
+    p.single_timestamp_skips_window = not bool(getattr(o, "speech_only", False))
     p.greedy.best_of = best_of
     p.translate = bool(o.translate)
     p.no_context = bool(o.no_context)

@@ -134,6 +134,7 @@ cdef extern from "whisper.h" nogil:
         bint vad
         whisper_fallback_callback fallback_callback    # vendor/patches/0006
         void * fallback_callback_user_data
+        bint single_timestamp_skips_window     # vendor/patches/0006
 
     const char * whisper_version()
     const char * whisper_print_system_info()
