@@ -55,7 +55,7 @@ def test_each_keyword_means_what_it_means_in_faster_whisper():
     ({"vad_parameters": {"window_size_samples": 512}}, "'window_size_samples' is not supported"),
     ({"vad_parameters": {"threshold": "high"}}, "must be a number"),
     ({"task": "summarize"}, "task must be 'transcribe' or 'translate'"),
-    ({"patience": 2.0}, "patience=2.0 has no equivalent"),
+    ({"length_penalty": 0.5}, "length_penalty=0.5 has no equivalent"),
     ({"temperature": [0.0, 0.5, 0.6]}, "even steps up to 1.0"),
     ({"word_timestamps": True, "token_timestamps": False}, "disagree"),
     ({"max_segment_length": 20, "token_timestamps": False}, "needs token timestamps"),

@@ -109,7 +109,9 @@ def seam_errors(ref: str, finals):
 
 def test_jfk_realtime_capture_48k_int16_stereo(tiny, jfk_samples):
     offline = tiny.transcribe(jfk_samples, preset="fast", language="en")
-    tr, events, ring = stream(tiny, jfk_samples, realtime=True, rate=48000, channels=2, dtype="int16")
+    # finals by the decoder offline ran (by default they use the file decoder: bench figures)
+    tr, events, ring = stream(tiny, jfk_samples, realtime=True, rate=48000, channels=2, dtype="int16",
+                              final_preset="fast")
     finals = check_structure(tr, events)
     assert len(finals) >= 2
     assert [e for e in events if e.kind == PARTIAL], "no partial result while jfk was speaking"
@@ -172,7 +174,7 @@ def test_cut_utterances_lose_and_repeat_no_words(tiny, long_speech):
 
 def test_window_mode_without_vad(tiny, jfk_samples):
     offline = tiny.transcribe(jfk_samples, preset="fast", language="en")
-    tr, events, _ = stream(tiny, jfk_samples, realtime=False, vad=False, max_utterance_s=6.0)
+    tr, events, _ = stream(tiny, jfk_samples, realtime=False, vad=False, max_utterance_s=6.0, final_preset="fast")
     check_structure(tr, events)
     assert len(tr.finals) >= 2
     # 22 words: one word is 4.5 points; windows cut without VAD may cost one

@@ -57,13 +57,17 @@ def test_model_uses_the_free_cores(monkeypatch, tiny_en_ggml, jfk_samples) -> No
     if options.cpu_count() < 2:
         pytest.skip("needs 2 cores")
     monkeypatch.setattr("whisperx_native.model.busy_cores", lambda: cores - 1)
-    with wn.Model(tiny_en_ggml, n_threads=2) as m:
+    with wn.Model(tiny_en_ggml) as m:  # the default count (2 here) adapts to the load
         r = m.transcribe(jfk_samples, preset="fast", language="en")
         assert r.timings["n_threads"] == 1 and JFK in normalize(r.text)
+        # a count the caller gives is used as given
+        assert m.transcribe(jfk_samples, preset="fast", language="en", n_threads=2).timings["n_threads"] == 2
         m.adapt_threads = False
         assert m.transcribe(jfk_samples, preset="fast", language="en").timings["n_threads"] == 2
-    monkeypatch.setattr("whisperx_native.model.busy_cores", lambda: 0)
     with wn.Model(tiny_en_ggml, n_threads=2) as m:
+        assert m.transcribe(jfk_samples, preset="fast", language="en").timings["n_threads"] == 2
+    monkeypatch.setattr("whisperx_native.model.busy_cores", lambda: 0)
+    with wn.Model(tiny_en_ggml) as m:
         assert m.transcribe(jfk_samples, preset="fast", language="en").timings["n_threads"] == 2
 
 
@@ -76,7 +80,7 @@ def test_a_real_busy_process_is_seen_and_avoided(tiny_en_ggml, jfk_samples) -> N
     try:
         time.sleep(0.5)
         assert options.busy_cores() >= cores - 1
-        with wn.Model(tiny_en_ggml, n_threads=2) as m:
+        with wn.Model(tiny_en_ggml) as m:
             r = m.transcribe(jfk_samples, preset="fast", language="en")
         assert r.timings["n_threads"] == 1
         assert JFK in normalize(r.text)

@@ -44,9 +44,7 @@ FASTER_WHISPER_VAD_KEYS = {
 
 #: faster-whisper options with no equivalent in whisper.cpp: fine at these (its defaults).
 _DEFAULT_ONLY: Dict[str, Any] = {
-    "compression_ratio_threshold": 2.4,   # whisper.cpp falls back on entropy_threshold instead
-    "patience": 1.0,
-    "length_penalty": 1.0,
+    "length_penalty": 1.0,                # CTranslate2's length ** 1: our default (None) normalisation
     "repetition_penalty": 1.0,
     "no_repeat_ngram_size": 0,
     "prompt_reset_on_temperature": 0.5,

@@ -195,7 +195,9 @@ class WhisperManager:
         for chosen, need in options:
             t0 = time.perf_counter()
             try:
-                model = Model(chosen, n_threads=self.n_threads, max_idle_states=self.max_concurrent)
+                # exactly the file the budget was planned for (no automatic -bf16q8 here)
+                model = Model(chosen, n_threads=self.n_threads, max_idle_states=self.max_concurrent,
+                              best_variant=False)
             except ModelError as exc:  # e.g. a smaller variant that cannot be installed here
                 if len(options) == 1:
                     raise
