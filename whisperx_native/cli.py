@@ -417,6 +417,8 @@ class _Progress:
 
     def __call__(self, percent: int) -> None:
         self.bar.update(max(0, min(100, percent) - self.bar.n))
+        if percent >= 100:  # chunks can finish together: show the end before the bar goes
+            self.bar.refresh()
 
     def close(self) -> None:
         self.bar.close()
