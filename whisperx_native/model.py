@@ -327,20 +327,8 @@ class Model:
 
         total_ms = (time.perf_counter() - t0) * 1000
         t = raw["timings"]
-        audio_s = samples.size / SAMPLE_RATE
-        timings = {
-            "audio_seconds": audio_s,
-            "load_ms": self._ctx.load_ms,
-            "language_ms": detect_ms,
-            "mel_ms": t["mel_ms"] + mel_ms,
-            "encode_ms": t["encode_ms"],
-            "decode_ms": t["decode_ms"],
-            "native_ms": t["total_ms"],
-            "total_ms": total_ms,
-            "n_encode": t["n_encode"],
-            "n_threads": opts.n_threads,
-            "real_time_factor": total_ms / 1000 / audio_s,
-        }
+        timings = self._timings(samples.size / SAMPLE_RATE, dict(t, mel_ms=t["mel_ms"] + mel_ms), detect_ms,
+                                total_ms, opts.n_threads)
         language = raw["language"] or opts.language
         words = self._words(opts, language)
         return Result([_segment(s, words) for s in raw["segments"]], language, probs, timings, self.name)
@@ -388,23 +376,26 @@ class Model:
             for k in t:
                 t[k] += timings[k]
         total_ms = (time.perf_counter() - t0) * 1000
-        timings = {
+        timings = self._timings(audio_s, t, detect_ms, total_ms, opts.n_threads, vad_ms=vad_ms,
+                                chunks=len(chunks), workers=workers)
+        return Result(segments, opts.language, probs, timings, self.name)
+
+    def _timings(self, audio_s, native, detect_ms, total_ms, n_threads, **extra) -> Dict[str, float]:
+        """A call's timings: ``native`` is whisper.cpp's phases (summed over chunks)."""
+        return {
             "audio_seconds": audio_s,
             "load_ms": self._ctx.load_ms,
             "language_ms": detect_ms,
-            "vad_ms": vad_ms,
-            "mel_ms": t["mel_ms"],
-            "encode_ms": t["encode_ms"],
-            "decode_ms": t["decode_ms"],
-            "native_ms": t["total_ms"],
+            "mel_ms": native["mel_ms"],
+            "encode_ms": native["encode_ms"],
+            "decode_ms": native["decode_ms"],
+            "native_ms": native["total_ms"],
             "total_ms": total_ms,
-            "n_encode": t["n_encode"],
-            "n_threads": opts.n_threads,
-            "chunks": len(chunks),
-            "workers": workers,
+            "n_encode": native["n_encode"],
+            "n_threads": n_threads,
+            **extra,  # the long-form path's vad_ms, chunks, workers
             "real_time_factor": total_ms / 1000 / audio_s,
         }
-        return Result(segments, opts.language, probs, timings, self.name)
 
     def _map_chunks(self, samples, chunks, opts, workers, group, progress_callback, segment_callback):
         """Transcribe ``chunks`` on ``workers`` threads; the calling thread waits, hands out
