@@ -15,20 +15,8 @@ from whisperx_native.batch import transcribe_many
 from _batch_audio import BROKEN, make_corpus
 from test_batch import FAST, assert_same_as_reference
 
-os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+from _ray_util import _driver_outside_the_checkout  # noqa: F401,E402 - autouse, module scope
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _driver_outside_the_checkout(tmp_path_factory):
-    """Ray puts its driver's working directory on its workers' sys.path: from the repo root
-    they would import the source tree's whisperx_native (no compiled extension where the
-    package is installed, as in CI) instead of the installed one."""
-    old = os.getcwd()
-    os.chdir(tmp_path_factory.mktemp("ray-driver"))
-    try:
-        yield
-    finally:
-        os.chdir(old)
 
 
 @pytest.fixture
