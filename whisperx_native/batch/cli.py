@@ -21,19 +21,11 @@ import traceback
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from ..cli import _positive_int  # the transcribe command's argument type (cli imports us lazily)
+
 __all__ = ["add_parser", "run", "main"]
 
 EXIT_OK, EXIT_FILE_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
-
-
-def _positive_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {n}")
-    return n
 
 
 def _format_list(value: str) -> List[str]:
