@@ -22,8 +22,10 @@ from .errors import (
     InferenceError,
     MemoryBudgetError,
     ModelError,
+    NativeError,
     OptionError,
     OptionTypeError,
+    OutputExistsError,
     UsageError,
     WhisperError,
 )
@@ -55,7 +57,8 @@ _LAZY = {
 
 __all__ = sorted(list(_LAZY) + [
     "AudioError", "BusyError", "Cancelled", "ClosedError", "InferenceError", "MemoryBudgetError", "ModelError",
-    "OptionError", "OptionTypeError", "UsageError", "WhisperError", "build_info", "__version__",
+    "NativeError", "OptionError", "OptionTypeError", "OutputExistsError", "UsageError", "WhisperError",
+    "build_info", "__version__",
 ])
 
 

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Callable
 
+from .errors import OutputExistsError
+
 __all__ = ["atomic_write", "fsync_directory"]
 
 TEMP_SUFFIX = ".tmp"
@@ -48,14 +50,14 @@ def atomic_write(
     should raise to reject the file), the temporary file is renamed over
     ``path`` and the directory is fsynced. On any exception -- including
     KeyboardInterrupt -- the temporary file is removed and ``path`` is left as
-    it was. Without ``overwrite`` an existing ``path`` raises FileExistsError,
-    checked before anything is written and again just before the rename.
+    it was. Without ``overwrite`` an existing ``path`` raises OutputExistsError (a
+    FileExistsError), checked before anything is written and again just before the rename.
     """
     path = Path(path)
     if path.is_dir():
-        raise IsADirectoryError(f"'{path}' is a directory")
+        raise OutputExistsError(f"'{path}' is a directory")
     if not overwrite and path.exists():
-        raise FileExistsError(f"'{path}' already exists")
+        raise OutputExistsError(f"'{path}' already exists")
     tmp = temp_path_for(path)
     # O_EXCL: never write through a file or symlink someone else created;
     # mode 0o666 lets the umask decide, as for any ordinary new file.
@@ -68,7 +70,7 @@ def atomic_write(
         if check is not None:
             check(tmp)
         if not overwrite and path.exists():
-            raise FileExistsError(f"'{path}' already exists")
+            raise OutputExistsError(f"'{path}' already exists")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

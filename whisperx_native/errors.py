@@ -13,6 +13,7 @@ __all__ = [
     "ModelError",
     "AudioError",
     "Cancelled",
+    "NativeError",
     "InferenceError",
     "ClosedError",
     "BusyError",
@@ -20,6 +21,7 @@ __all__ = [
     "OptionError",
     "OptionTypeError",
     "UsageError",
+    "OutputExistsError",
 ]
 
 
@@ -47,7 +49,11 @@ class BusyError(WhisperError, RuntimeError):
     """A state is already running a transcription in another thread."""
 
 
-class InferenceError(WhisperError, RuntimeError):
+class NativeError(WhisperError, RuntimeError):
+    """whisper.cpp or ggml failed, or returned something it should not have."""
+
+
+class InferenceError(NativeError):
     """whisper.cpp returned an error code from ``whisper_full``.
 
     ``code`` is whisper.cpp's return value and ``reason`` its documented meaning.
@@ -87,3 +93,8 @@ class OptionTypeError(OptionError, TypeError):
 
 class UsageError(WhisperError, RuntimeError):
     """An object was used in a way its API does not allow (e.g. ``__init__`` called twice)."""
+
+
+class OutputExistsError(WhisperError, FileExistsError):
+    """An output path is taken (a file, or a directory where a file would go) and
+    overwriting was not asked for."""

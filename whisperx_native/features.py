@@ -22,6 +22,8 @@ from typing import Tuple
 
 import numpy as np
 
+from .errors import AudioError
+
 __all__ = ["N_FFT", "HOP", "MelBank", "log_mel", "n_frames"]
 
 N_FFT = 400
@@ -61,7 +63,7 @@ def log_mel(samples: np.ndarray, bank: "MelBank | np.ndarray") -> Tuple[np.ndarr
     x = np.ascontiguousarray(samples, dtype=np.float32)
     n = x.size
     if n <= _HALF:
-        raise ValueError(f"need more than {_HALF} samples for the reflect padding, got {n}")
+        raise AudioError(f"need more than {_HALF} samples for the reflect padding, got {n}")
     if not isinstance(bank, MelBank):
         bank = MelBank(bank)
     n_mel = bank.n_mel

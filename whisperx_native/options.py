@@ -176,9 +176,9 @@ def resolve_options(preset: Optional[str], overrides: dict, n_samples: int, samp
     if not opts.n_threads:
         opts = opts.replace(n_threads=n_threads)
     if opts.n_threads < 1:
-        raise ValueError(f"n_threads must be >= 1, got {opts.n_threads}")
+        raise OptionError(f"n_threads must be >= 1, got {opts.n_threads}")
     if opts.audio_ctx < 0 or opts.audio_ctx > N_AUDIO_CTX:
-        raise ValueError(f"audio_ctx must be 0..{N_AUDIO_CTX}, got {opts.audio_ctx}")
+        raise OptionError(f"audio_ctx must be 0..{N_AUDIO_CTX}, got {opts.audio_ctx}")
     if 0 < opts.audio_ctx < N_AUDIO_CTX:
         opts = opts.replace(audio_ctx=_round_audio_ctx(opts.audio_ctx))
     if name == "fast" and "audio_ctx" not in overrides:

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
+from ..errors import OptionError, WhisperError
 from ..output.formats import FORMATS
 from .core import FileWorker, Job, Outcome, Tally
 from .inputs import Item, expand_inputs, outputs_complete
@@ -17,7 +18,7 @@ __all__ = ["BatchError", "transcribe_many", "plan_layout"]
 ENGINES = ("local", "ray")
 
 
-class BatchError(Exception):
+class BatchError(WhisperError):
     """A problem with the batch itself (a bad option every file would fail on, no usable
     worker): the batch stops. Problems of single files are recorded in failures.jsonl."""
 
@@ -32,7 +33,7 @@ def plan_layout(cores: int, workers: Optional[int], threads_per_worker: Optional
     threads (one long file on 4 cores: 1 × 4, not 4 × 1 with three idle)."""
     cores = max(1, int(cores))
     if workers is not None and workers < 1 or threads_per_worker is not None and threads_per_worker < 1:
-        raise ValueError("workers and threads_per_worker must be 1 or more")
+        raise OptionError("workers and threads_per_worker must be 1 or more")
     if workers is None and threads_per_worker is None:
         w = min(cores, n_files) if n_files else cores
         return w, cores // w
@@ -51,18 +52,18 @@ def _formats(formats: Union[str, Sequence[str]]) -> List[str]:
         return list(FORMATS)
     bad = [n for n in names if n not in FORMATS]
     if bad or not names:
-        raise ValueError(f"unknown output format {','.join(bad) or formats!r}; choose from {','.join(FORMATS)} or all")
+        raise OptionError(f"unknown output format {','.join(bad) or formats!r}; choose from {','.join(FORMATS)} or all")
     return list(dict.fromkeys(names))
 
 
 def _check_options(preset: Optional[str], options: Dict[str, object]) -> None:
-    """Raise ValueError/TypeError for options no file could be transcribed with."""
+    """Raise OptionError/OptionTypeError for options no file could be transcribed with."""
     from .. import _native
     from ..options import resolve_options
 
     opts = resolve_options(preset, dict(options), 16000, 16000, 1)
     if opts.language is not None and _native.lang_id(str(opts.language).lower()) < 0:
-        raise ValueError(f"unknown language {opts.language!r}; use a code like 'en', 'de', or 'auto'")
+        raise OptionError(f"unknown language {opts.language!r}; use a code like 'en', 'de', or 'auto'")
 
 
 def transcribe_many(inputs: Union[str, os.PathLike, Iterable[Union[str, os.PathLike]]],
@@ -93,11 +94,11 @@ def transcribe_many(inputs: Union[str, os.PathLike, Iterable[Union[str, os.PathL
     from ..models.store import DEFAULT_MODEL
 
     if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+        raise OptionError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
     if write_on not in ("driver", "workers"):
-        raise ValueError(f"write_on must be 'driver' or 'workers', got {write_on!r}")
+        raise OptionError(f"write_on must be 'driver' or 'workers', got {write_on!r}")
     if states_per_actor < 1:
-        raise ValueError("states_per_actor must be 1 or more")
+        raise OptionError("states_per_actor must be 1 or more")
     formats = _formats(formats)
     _check_options(preset, options)
     model = os.fspath(model) if model is not None else DEFAULT_MODEL
@@ -115,7 +116,7 @@ def transcribe_many(inputs: Union[str, os.PathLike, Iterable[Union[str, os.PathL
     interrupted = False
     try:
         if engine == "local":
-            from ..options import cpu_count
+            from ..threads import cpu_count
 
             w, t = plan_layout(cpu_count(), workers, threads_per_worker, n_files=len(todo))
             settings.update(workers=w, threads_per_worker=t)

@@ -28,6 +28,8 @@ from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
 
+from ..errors import OptionError, OptionTypeError
+
 __all__ = ["RayTranscriber"]
 
 
@@ -71,7 +73,7 @@ class RayTranscriber:
         audios = columns.get("audio")
         rates = columns.get("sample_rate")
         if paths is None and audios is None:
-            raise ValueError("RayTranscriber needs a 'path' column, or 'audio' and 'sample_rate' columns")
+            raise OptionError("RayTranscriber needs a 'path' column, or 'audio' and 'sample_rate' columns")
         args = [(paths[i] if paths is not None else None, audios[i] if audios is not None else None,
                  rates[i] if rates is not None else None) for i in range(n)]
         if self._pool is not None:
@@ -100,7 +102,7 @@ def _columns(batch: Any) -> Dict[str, Any]:
         return {c: batch[c].to_numpy() for c in batch.columns}
     if hasattr(batch, "to_pydict"):                                    # pyarrow
         return batch.to_pydict()
-    raise TypeError(f"cannot read a batch of type {type(batch).__name__}: use batch_format='numpy' or 'pandas'")
+    raise OptionTypeError(f"cannot read a batch of type {type(batch).__name__}: use batch_format='numpy' or 'pandas'")
 
 
 def _resampled(audio: Any, rate: int) -> np.ndarray:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Sequence, Tuple, Union
 
+from ..errors import OptionError
+
 __all__ = ["AUDIO_EXTENSIONS", "Item", "expand_inputs", "outputs_complete", "output_parses"]
 
 #: What a directory search picks up: audio libsndfile reads, and the containers FFmpeg (the av extra) reads.
@@ -82,7 +84,7 @@ def _expand_one(arg: str, seen_lists: set) -> Iterable[Tuple[Path, Path]]:
         try:
             lines = listing.read_text(encoding="utf-8").splitlines()
         except OSError as exc:
-            raise FileNotFoundError(f"cannot read the input list {listing}: {exc.strerror or exc}") from None
+            raise OptionError(f"cannot read the input list {listing}: {exc.strerror or exc}") from None
         for line in lines:
             line = line.strip()
             if line and not line.startswith("#"):

@@ -62,7 +62,9 @@ class TranscribeActor:
     def ready(self) -> str:
         """The node id once the model is loaded; raises the reason it could not be."""
         if self.worker is None:
-            raise RuntimeError(self.error)
+            from .api import BatchError
+
+            raise BatchError(self.error)
         return self.node
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from .._fsutil import atomic_write
-from ..errors import ModelError
+from ..errors import ModelError, OutputExistsError
 from ..models.ggml_file import F16, GGMLWriter, HParams, TensorSpec, expected_tensors, validate
 from .ct2 import CT2Model
 from .mel import mel_filters
@@ -210,13 +210,13 @@ def convert_ct2(src_dir: str | os.PathLike[str], dst_path: str | os.PathLike[str
 
     The output is written to a temporary sibling, validated, and renamed into
     place; on any failure nothing is left behind. Raises ModelError for a bad
-    or unsupported source, FileExistsError if ``dst_path`` exists and
+    or unsupported source, OutputExistsError (a FileExistsError) if ``dst_path`` exists and
     ``overwrite`` is false.
     """
     src = _model_dir(src_dir)
     dst = Path(dst_path)
     if not overwrite and dst.exists():  # fail before the expensive part
-        raise FileExistsError(f"'{dst}' already exists")
+        raise OutputExistsError(f"'{dst}' already exists")
     with CT2Model(src / "model.bin") as model:
         hp = ct2_hparams(model)
         tokens = ggml_vocab(load_ct2_vocabulary(src), hp.n_vocab)

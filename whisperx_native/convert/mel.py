@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import OptionError
+
 __all__ = ["hz_to_mel", "mel_filters", "mel_to_hz"]
 
 # Slaney's auditory-toolbox mel scale: linear below 1 kHz, logarithmic above.
@@ -37,7 +39,7 @@ def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
 def mel_filters(n_mels: int = 80, *, sample_rate: int = 16000, n_fft: int = 400) -> np.ndarray:
     """Triangular Slaney-normalized mel filters, shape ``(n_mels, 1 + n_fft // 2)``, float32."""
     if n_mels < 1 or n_fft < 2 or sample_rate <= 0:
-        raise ValueError(f"bad mel filterbank parameters: n_mels={n_mels}, n_fft={n_fft}, sr={sample_rate}")
+        raise OptionError(f"bad mel filterbank parameters: n_mels={n_mels}, n_fft={n_fft}, sr={sample_rate}")
     fft_freqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sample_rate)
     mel_points = np.linspace(hz_to_mel(0.0), hz_to_mel(sample_rate / 2.0), n_mels + 2)
     hz_points = mel_to_hz(mel_points)

@@ -37,7 +37,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, OptionError, UsageError
 
 __all__ = [
     "FTYPE_TO_GGML_TYPE",
@@ -111,7 +111,7 @@ class GGMLType:
     def nbytes(self, ne: Sequence[int]) -> int:
         """Bytes of a tensor with ggml dims ``ne`` (rows must hold whole blocks)."""
         if not ne or ne[0] % self.block_size:
-            raise ValueError(f"{self.name}: row of {ne[0] if ne else 0} elements is not a whole number of blocks")
+            raise ModelError(f"{self.name}: row of {ne[0] if ne else 0} elements is not a whole number of blocks")
         n = self.type_size * (ne[0] // self.block_size)
         for d in ne[1:]:
             n *= d
@@ -213,7 +213,7 @@ def ggml_type(key: int | str) -> GGMLType:
     """Look a ggml type up by id or by name (``"f16"``, ``"q5_0"``...)."""
     t = GGML_TYPES.get(key) if isinstance(key, int) else _TYPES_BY_NAME.get(key.lower())
     if t is None:
-        raise KeyError(f"unknown ggml type {key!r}")
+        raise OptionError(f"unknown ggml type {key!r}")
     return t
 
 
@@ -492,7 +492,7 @@ class GGMLWriter:
     def write_header(self, mel_filters: np.ndarray, tokens: Sequence[bytes]) -> None:
         """Magic, hparams, the (n_mels, 201) float32 filterbank and the vocabulary."""
         if self._header_done:
-            raise RuntimeError("header already written")
+            raise UsageError("header already written")
         hp = self.hparams
         filters = np.ascontiguousarray(mel_filters, dtype="<f4")
         if filters.shape != (hp.n_mels, WHISPER_N_FFT_BINS):
@@ -515,7 +515,7 @@ class GGMLWriter:
         """Write one tensor; ``data`` has the numpy shape and float dtype of its spec,
         or, for a quantized tensor, is the flat uint8 array of its encoded blocks."""
         if not self._header_done:
-            raise RuntimeError("write_header() must come first")
+            raise UsageError("write_header() must come first")
         spec = self._specs.get(name)
         if spec is None:
             raise ModelError(f"tensor {name!r} is not part of a whisper.cpp model")
@@ -528,7 +528,7 @@ class GGMLWriter:
         else:
             dtype = _NUMPY_DTYPES.get(spec.type.id)
             if dtype is None:
-                raise NotImplementedError(f"writing {spec.type.name} tensors is not supported")
+                raise UsageError(f"writing {spec.type.name} tensors is not supported")
             if data.dtype != dtype:
                 raise ModelError(f"tensor {name!r} has dtype {data.dtype}, expected {dtype} ({spec.type.name})")
             if tuple(data.shape) != spec.shape:
