@@ -6,7 +6,7 @@ import platform
 import re
 
 import whisperx_native as wn
-from whisperx_native.options import cpu_count, default_threads
+from whisperx_native.threads import cpu_count, default_threads
 from _util import REPO, run_python
 
 

@@ -25,8 +25,8 @@ from .errors import ClosedError, OptionError
 from .validation import check_bool, check_call, check_int, check_path
 from .models import ggml_file
 from .models.store import preferred_variant, resolve_model_path
-from .options import (N_AUDIO_CTX, WINDOW_SECONDS, DecodeOptions, busy_cores, cpu_count, default_threads, resolve_options,
-                      threads_for_load)
+from . import threads
+from .options import N_AUDIO_CTX, WINDOW_SECONDS, DecodeOptions, resolve_options
 from .result import Result, Segment, Token, Word
 
 __all__ = ["Model", "Transcription"]
@@ -62,7 +62,7 @@ class Model:
         self.n_threads = _clamp_threads(n_threads)
         self._explicit_threads = bool(n_threads)  # a count the caller chose is never adapted
         self.max_idle_states = check_int(max_idle_states, "max_idle_states", 0, None)
-        #: Use only the cores other processes leave free (options.threads_for_load), checked
+        #: Use only the cores other processes leave free (threads.for_load), checked
         #: at the start of each call. False: always n_threads (reproducible numerics).
         self.adapt_threads = bool(adapt_threads)
         self._ctx = _native.Context(self.path, use_gpu=use_gpu, flash_attn=flash_attn)
@@ -272,15 +272,12 @@ class Model:
         thread count (vendor/patches/0005), so this changes speed, never text."""
         explicit = bool(options.get("n_threads")) or self._explicit_threads
         opts = resolve_options(preset, options, n_samples, SAMPLE_RATE, self.n_threads)
-        opts = self._check_language(opts)
-        if opts.n_threads > cpu_count():
-            opts = opts.replace(n_threads=cpu_count())
+        opts = self._check_language(opts)  # validation clamped the threads to the cores
         if opts.decode_threads > opts.n_threads:
             raise OptionError(f"decode_threads must be 0 (= n_threads) .. n_threads ({opts.n_threads}), "
                               f"got {opts.decode_threads}")
         if self.adapt_threads and not explicit and opts.n_threads > 1:
-            # /proc/loadavg counts the whole machine's runnable tasks: compare with all its cores
-            n = threads_for_load(opts.n_threads, busy_cores(), os.cpu_count() or cpu_count())
+            n = threads.for_load(opts.n_threads)
             if n < opts.n_threads:
                 log.debug("other processes keep cores busy: %d thread(s) instead of %d", n, opts.n_threads)
                 opts = opts.replace(n_threads=n, decode_threads=min(opts.decode_threads, n))
@@ -557,16 +554,13 @@ class _StateGroup:
 
 
 def _clamp_threads(n: Optional[int]) -> int:
-    cores = cpu_count()
-    if n is None:
-        return default_threads()
-    n = check_int(n, "n_threads", 0, None)
+    """A model's thread count: None or 0 for the default, never more than the cores (said)."""
+    n = 0 if n is None else check_int(n, "n_threads", 0, None)
     if n == 0:
-        return default_threads()
-    if n > cores:
-        log.warning("n_threads=%d is more than the %d available cores; using %d", n, cores, cores)
-        return cores
-    return n
+        return threads.default_threads()
+    if threads.clamp(n) < n:
+        log.warning("n_threads=%d is more than the %d available cores; using them all", n, threads.cpu_count())
+    return threads.clamp(n)
 
 
 #: whisper.cpp's end-of-text id (src/whisper.cpp: 50256, one more in multilingual

@@ -10,10 +10,10 @@ one 30 s window, an encoder context trimmed to the audio's length.
 from __future__ import annotations
 
 import dataclasses
-import os
-import time
 from dataclasses import dataclass
 from typing import Optional
+
+from .threads import default_threads  # noqa: F401 - public here too (the thread policy is threads.py)
 
 __all__ = ["DecodeOptions", "PRESETS", "audio_ctx_for", "default_threads", "resolve_options"]
 
@@ -24,54 +24,6 @@ MIN_FAST_AUDIO_CTX = 512     # below this the encoder loses too much context (me
 # flash attention, does not mask the padding: a shorter audio_ctx on a state that ran a
 # longer one reads stale audio there (wrong text). Multiples of 256 leave no padding.
 AUDIO_CTX_STEP = 256
-
-
-def cpu_count() -> int:
-    """Cores this process may run on (affinity-aware where the OS tells)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-
-
-def default_threads() -> int:
-    """4 threads, never more than the cores we may use."""
-    return min(4, cpu_count())
-
-
-_LOADAVG = "/proc/loadavg"
-
-
-def busy_cores(reads: int = 3, gap_s: float = 0.001) -> Optional[int]:
-    """Cores that other tasks keep busy right now, or None where the OS does not say.
-
-    Linux counts the runnable tasks in /proc/loadavg (4th field, "running/total"); the
-    caller is one of them. The minimum over a few reads a millisecond apart ignores a
-    kernel thread passing through; a busy process shows up in every read. Our own other
-    threads count too: a second transcription of this process is load like any other.
-    """
-    counts = []
-    try:
-        for i in range(reads):
-            if i:
-                time.sleep(gap_s)
-            with open(_LOADAVG) as f:
-                counts.append(int(f.read().split()[3].split("/")[0]))
-            if counts[-1] <= 1:  # only the caller: the usual case costs one read, no sleep
-                break
-    except (OSError, ValueError, IndexError):
-        return None
-    return max(0, min(counts) - 1)
-
-
-def threads_for_load(n_threads: int, busy: Optional[int], cores: int) -> int:
-    """Threads to use when ``busy`` cores are taken by others: never more than the free
-    cores. whisper.cpp's threads meet at a spinning barrier after every graph node; one of
-    them waiting for a core makes the other spin, and a 2-thread run beside one busy
-    process took 3x (encoder) to 20x (decoder) the time of a 1-thread run."""
-    if busy is None or n_threads <= 1:
-        return n_threads
-    return max(1, min(n_threads, cores - busy))
 
 
 @dataclass(frozen=True)
@@ -85,7 +37,7 @@ class DecodeOptions:
 
     language: Optional[str] = None
     translate: bool = False
-    n_threads: int = 0                   # 0: default_threads()
+    n_threads: int = 0                   # 0: threads.default_threads()
     # Threads of the token-by-token decoder passes (0: n_threads; vendor/patches/0002).
     decode_threads: int = 0
     beam_size: int = 5

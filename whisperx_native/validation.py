@@ -141,10 +141,9 @@ def clamp_threads(value: Any, field: str = "n_threads", allow_zero: bool = False
     """A thread count: an int >= 1 (0 too with ``allow_zero``: "the default"), never
     more than the cores this process may use (more only makes whisper.cpp's spinning
     barriers wait; 1000 threads hung the VAD)."""
-    from .options import cpu_count
+    from .threads import clamp
 
-    n = check_int(value, field, 0 if allow_zero else 1, None)
-    return min(n, cpu_count())
+    return clamp(check_int(value, field, 0 if allow_zero else 1, None))
 
 
 def _show(value: Any) -> str:
@@ -329,7 +328,8 @@ def validate_options(opts):
 def native_options(opts):
     """The check ``State.full`` makes itself: a DecodeOptions, validated, with a thread
     count and a language whisper.cpp knows (the native layer takes no unchecked input)."""
-    from .options import DecodeOptions, default_threads
+    from .options import DecodeOptions
+    from .threads import default_threads
 
     if not isinstance(opts, DecodeOptions):
         raise OptionTypeError(f"opts must be a whisperx_native.DecodeOptions, got {_show(opts)}")

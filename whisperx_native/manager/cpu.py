@@ -22,13 +22,15 @@ from typing import Callable, Deque, Optional, Tuple
 
 import psutil
 
+from ..threads import machine_cores
+
 Sampler = Callable[[], float]
 
 
 def external_load_sampler() -> Sampler:
     """A sampler returning the external load (0..1) since its previous call."""
     proc = psutil.Process()
-    cores = psutil.cpu_count() or 1
+    cores = machine_cores()  # psutil.cpu_times() is the whole machine's
     state = {}
 
     def busy() -> Tuple[float, float, float]:

@@ -21,7 +21,7 @@ from typing import Callable, List, Optional, Sequence
 from ..cancel import CancelToken
 from ..errors import ClosedError, ModelError
 from ..model import Model
-from ..options import cpu_count
+from ..threads import cpu_count
 from ..result import Result
 from .budget import DEFAULT_BUDGET, fitting
 from .cpu import CpuMonitor, Sampler

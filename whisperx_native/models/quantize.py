@@ -20,6 +20,7 @@ from typing import Optional
 import numpy as np
 
 from .._fsutil import atomic_write
+from ..threads import default_threads
 from ..errors import ModelError
 from .ggml_file import WHISPER_N_FFT_BINS, GGMLWriter, expected_tensors, ggml_type, read_vocab, validate
 from .registry import QUANT_TYPES, ftype_of
@@ -84,7 +85,7 @@ def quantize_model(src: "str | os.PathLike[str]", dst: "str | os.PathLike[str]",
     except ModelError as exc:
         raise ModelError(f"cannot quantize '{src}' to {qtype}: {exc}") from None
     specs = {s.name: s for s in expected_tensors(hp)}
-    n_threads = n_threads or min(4, os.cpu_count() or 1)
+    n_threads = n_threads or default_threads()
 
     data = np.memmap(info.path, dtype=np.uint8, mode="r")
     mel = data[_MEL_OFFSET:_MEL_OFFSET + 4 * hp.n_mels * WHISPER_N_FFT_BINS].view("<f4")
