@@ -68,6 +68,9 @@ class DecodeOptions:
     condition_on_previous_text: bool = True
     timestamps: bool = True
     token_timestamps: bool = False
+    # Word times from the alignment heads' cross-attention and DTW (openai-whisper's and
+    # faster-whisper's word_timestamps); fills each segment's ``words``.
+    word_timestamps: bool = False
     single_segment: bool = False
     max_segment_length: int = 0          # characters; 0 = no limit
     split_on_word: bool = False

@@ -1,13 +1,31 @@
 # Hand-written stubs for the compiled whisperx_native._native._core module.
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 SAMPLE_RATE: int
 MAX_DECODERS: int
 
-RawToken = Tuple[int, bytes, float, float, float, float, Optional[float]]
-RawSegment = Tuple[float, float, str, float, bool, Optional[List[RawToken]]]
+class RawToken(NamedTuple):
+    id: int
+    text: bytes
+    p: float
+    logprob: float
+    t0: float                    # whisper.cpp's token timestamps (-0.01: not computed)
+    t1: float
+    dtw_start: Optional[float]   # word_timestamps: where the DTW path enters the token
+    dtw_end: Optional[float]     # ... and where it enters the next one (or end of text)
+
+class RawSegment(NamedTuple):
+    t0: float
+    t1: float
+    text: str
+    no_speech_prob: float
+    speaker_turn_next: bool
+    tokens: Optional[List[RawToken]]
+
+AlignmentHeads = Union[str, Tuple[str, int], Sequence[Tuple[int, int]]]
+ALIGNMENT_HEADS: Dict[str, int]
 
 def version() -> str: ...
 def system_info() -> str: ...
@@ -19,7 +37,9 @@ class Context:
     path: str
     load_ms: float
     sizes: Dict[str, int]
-    def __init__(self, path: str, *, use_gpu: bool = ..., flash_attn: bool = ..., gpu_device: int = ...) -> None: ...
+    alignment_heads: Optional[AlignmentHeads]
+    def __init__(self, path: str, *, use_gpu: bool = ..., flash_attn: bool = ..., gpu_device: int = ...,
+                 alignment_heads: Optional[AlignmentHeads] = ...) -> None: ...
     @property
     def closed(self) -> bool: ...
     def close(self) -> None: ...

@@ -28,6 +28,7 @@ import re
 import threading
 import weakref
 import zlib as _zlib
+import collections as _collections
 
 from whisperx_native.errors import (
     AudioError,
@@ -40,6 +41,26 @@ from whisperx_native.errors import (
     OptionTypeError,
     UsageError,
 )
+
+
+#: One decoded token as ``State.full`` returns it: ``text`` is bytes (a character may be
+#: split over tokens), times are seconds from the start of the samples given to ``full``;
+#: ``t0``/``t1`` are whisper.cpp's token timestamps (-0.01 when not computed),
+#: ``dtw_start``/``dtw_end`` the alignment heads' DTW times (None when not computed and for
+#: special tokens): where the path enters this token and where it enters the next one.
+RawToken = _collections.namedtuple("RawToken", "id text p logprob t0 t1 dtw_start dtw_end")
+#: One segment as ``State.full`` returns it (``tokens`` None unless asked for).
+RawSegment = _collections.namedtuple("RawSegment", "t0 t1 text no_speech_prob speaker_turn_next tokens")
+
+#: Alignment-head presets of whisper.cpp (openai-whisper's ``_ALIGNMENT_HEADS``), by model name.
+ALIGNMENT_HEADS = {
+    "tiny.en": w.WHISPER_AHEADS_TINY_EN, "tiny": w.WHISPER_AHEADS_TINY,
+    "base.en": w.WHISPER_AHEADS_BASE_EN, "base": w.WHISPER_AHEADS_BASE,
+    "small.en": w.WHISPER_AHEADS_SMALL_EN, "small": w.WHISPER_AHEADS_SMALL,
+    "medium.en": w.WHISPER_AHEADS_MEDIUM_EN, "medium": w.WHISPER_AHEADS_MEDIUM,
+    "large-v1": w.WHISPER_AHEADS_LARGE_V1, "large-v2": w.WHISPER_AHEADS_LARGE_V2,
+    "large-v3": w.WHISPER_AHEADS_LARGE_V3, "large-v3-turbo": w.WHISPER_AHEADS_LARGE_V3_TURBO,
+}
 
 
 def _native_options(opts):
@@ -238,6 +259,8 @@ cdef class Context:
     cdef readonly str path
     cdef readonly double load_ms
     cdef readonly dict sizes          # native buffer sizes logged at load, bytes
+    cdef readonly object alignment_heads  # as given: a preset name, ("top", n), pairs or None
+    cdef w.whisper_ahead * _heads     # custom alignment heads (whisper.cpp keeps the pointer)
     cdef bint _closing                # close() requested
     cdef int _active                  # states alive (each holds the context)
     cdef object _lock
@@ -245,14 +268,20 @@ cdef class Context:
 
     def __cinit__(self):
         self._ctx = NULL
+        self._heads = NULL
         self._closing = False
         self._active = 0
         self._lock = threading.Lock()
         self.sizes = {}
 
-    def __init__(self, path, *, bint use_gpu=True, bint flash_attn=True, int gpu_device=0):
+    def __init__(self, path, *, bint use_gpu=True, bint flash_attn=True, int gpu_device=0,
+                 alignment_heads=None):
         """Load a ggml model file. The file is validated first, completely (see
-        whisperx_native.models.ggml_file; a few ms): whisper.cpp trusts its input."""
+        whisperx_native.models.ggml_file; a few ms): whisper.cpp trusts its input.
+
+        ``alignment_heads`` makes word timestamps possible (``word_timestamps=True`` in a
+        run): a model name of ``ALIGNMENT_HEADS``, ``("top", n)`` for every head of the last
+        ``n`` decoder layers, or ``(text_layer, head)`` pairs. None: no word timestamps."""
         from whisperx_native.models.ggml_file import validate as _validate_model
         from whisperx_native.validation import check_path
 
@@ -267,6 +296,7 @@ cdef class Context:
         cparams.use_gpu = use_gpu
         cparams.flash_attn = flash_attn
         cparams.gpu_device = gpu_device
+        self._set_heads(&cparams, alignment_heads)
         self.path = os.fsdecode(bpath)
         with _Capture() as lines:
             with nogil:
@@ -278,6 +308,68 @@ cdef class Context:
             raise ModelError(f"whisper.cpp could not load {self.path}" + (f": {detail}" if detail else ""))
         self.load_ms = t0 / 1000.0
         self.sizes = _parse_sizes(lines)
+        try:
+            self._check_heads()
+        except BaseException:
+            self._free()
+            raise
+
+    cdef int _set_heads(self, w.whisper_context_params * cp, object heads) except -1:
+        cdef Py_ssize_t i
+        self.alignment_heads = None
+        if heads is None:
+            return 0
+        if isinstance(heads, str):
+            if heads not in ALIGNMENT_HEADS:
+                raise OptionError(f"no alignment-head preset for {heads!r}; known: {', '.join(ALIGNMENT_HEADS)}")
+            cp.dtw_aheads_preset = ALIGNMENT_HEADS[heads]
+        elif isinstance(heads, tuple) and len(heads) == 2 and heads[0] == "top":
+            if type(heads[1]) is not int or heads[1] < 1:
+                raise OptionError(f"alignment_heads ('top', n) needs an int n >= 1, got {heads[1]!r}")
+            cp.dtw_aheads_preset = w.WHISPER_AHEADS_N_TOP_MOST
+            cp.dtw_n_top = heads[1]
+        else:
+            try:
+                pairs = [(int(l), int(h)) for l, h in heads]
+            except (TypeError, ValueError):
+                raise OptionTypeError("alignment_heads must be a preset name, ('top', n) or (layer, head) pairs") from None
+            if not pairs or len(pairs) > 4096:
+                raise OptionError("alignment_heads: 1 to 4096 (layer, head) pairs")
+            heads = tuple(pairs)
+            self._heads = <w.whisper_ahead *>malloc(len(pairs) * sizeof(w.whisper_ahead))
+            if self._heads == NULL:
+                raise MemoryError()
+            for i in range(len(pairs)):
+                self._heads[i].n_text_layer = pairs[i][0]
+                self._heads[i].n_head = pairs[i][1]
+            cp.dtw_aheads_preset = w.WHISPER_AHEADS_CUSTOM
+            cp.dtw_aheads.n_heads = len(pairs)
+            cp.dtw_aheads.heads = self._heads
+        cp.dtw_token_timestamps = True
+        self.alignment_heads = heads
+        return 0
+
+    cdef int _check_heads(self) except -1:
+        # whisper.cpp would only log and fail each new state
+        h = self.alignment_heads
+        if h is None:
+            return 0
+        n_layer, n_head = w.whisper_model_n_text_layer(self._ctx), w.whisper_model_n_text_head(self._ctx)
+        if isinstance(h, tuple) and len(h) == 2 and h[0] == "top":
+            if h[1] > n_layer:
+                raise OptionError(f"alignment_heads ('top', {h[1]}): the model has {n_layer} decoder layers")
+        elif not isinstance(h, str):
+            for l, hd in h:
+                if not (0 <= l < n_layer and 0 <= hd < n_head):
+                    raise OptionError(f"alignment head ({l}, {hd}) is outside the model's "
+                                      f"{n_layer} layers x {n_head} heads")
+        else:
+            preset_layers = {"tiny": 4, "base": 6, "small": 12, "medium": 24, "large-v1": 32, "large-v2": 32,
+                             "large-v3": 32, "large-v3-turbo": 4}[h.replace(".en", "")]
+            if preset_layers != n_layer:
+                raise OptionError(f"the {h!r} alignment heads are for {preset_layers} decoder layers, "
+                                  f"this model has {n_layer}")
+        return 0
 
     def __dealloc__(self):
         # Reached only when no State references us any more (each State holds a
@@ -285,6 +377,9 @@ cdef class Context:
         if self._ctx != NULL:
             w.whisper_free(self._ctx)
             self._ctx = NULL
+        if self._heads != NULL:
+            free(self._heads)
+            self._heads = NULL
 
     cdef inline w.whisper_context * _alive(self) except NULL:
         if self._ctx == NULL or self._closing:
@@ -619,7 +714,7 @@ cdef class State:
             self._ctl.abort = 1
 
     # -- results -------------------------------------------------------------------
-    cdef tuple _segment(self, int i, bint with_tokens):
+    cdef object _segment(self, int i, bint with_tokens):
         cdef w.whisper_state * st = self._st
         cdef w.whisper_context * c = self._owner._ctx
         cdef w.whisper_token_data td
@@ -631,9 +726,11 @@ cdef class State:
             n = w.whisper_full_n_tokens_from_state(st, i)
             for j in range(n):
                 td = w.whisper_full_get_token_data_from_state(st, i, j)
-                tokens.append((td.id, <bytes>w.whisper_full_get_token_text_from_state(c, st, i, j),
-                               td.p, td.plog, td.t0 * 0.01, td.t1 * 0.01, td.t_dtw * 0.01 if td.t_dtw >= 0 else None))
-        return (
+                tokens.append(RawToken(td.id, <bytes>w.whisper_full_get_token_text_from_state(c, st, i, j),
+                                       td.p, td.plog, td.t0 * 0.01, td.t1 * 0.01,
+                                       td.t_dtw_start * 0.01 if td.t_dtw_start >= 0 else None,
+                                       td.t_dtw * 0.01 if td.t_dtw >= 0 else None))
+        return RawSegment(
             w.whisper_full_get_segment_t0_from_state(st, i) * 0.01,
             w.whisper_full_get_segment_t1_from_state(st, i) * 0.01,
             (<bytes>txt).decode("utf-8", "replace"),
@@ -707,6 +804,8 @@ cdef class State:
             keep = []  # bytes objects whose buffers whisper.cpp reads during the run
             opts = _native_options(opts)  # validated here too: whisper.cpp trusts its parameters
             _fill_params(&p, opts, keep)
+            if p.dtw_token_timestamps and self._owner.alignment_heads is None:
+                raise OptionError("word timestamps need the model's alignment heads: load it with alignment_heads=...")
             # Threads: never more than the cores (whisper.cpp's spinning barriers would wait).
             p.n_threads = _threads(p.n_threads)
             if p.n_threads_decode > p.n_threads:
@@ -837,6 +936,7 @@ cdef int _fill_params(w.whisper_full_params * p, object o, list keep) except -1:
     p.no_timestamps = not bool(o.timestamps)
     p.single_segment = bool(o.single_segment)
     p.token_timestamps = bool(o.token_timestamps)
+    p.dtw_token_timestamps = bool(getattr(o, "word_timestamps", False))
     p.max_len = int(o.max_segment_length)
     p.split_on_word = bool(o.split_on_word)
     p.max_tokens = int(o.max_tokens)

@@ -41,11 +41,39 @@ cdef extern from "whisper.h" nogil:
     struct whisper_state:
         pass
 
+    enum whisper_alignment_heads_preset:
+        WHISPER_AHEADS_NONE
+        WHISPER_AHEADS_N_TOP_MOST
+        WHISPER_AHEADS_CUSTOM
+        WHISPER_AHEADS_TINY_EN
+        WHISPER_AHEADS_TINY
+        WHISPER_AHEADS_BASE_EN
+        WHISPER_AHEADS_BASE
+        WHISPER_AHEADS_SMALL_EN
+        WHISPER_AHEADS_SMALL
+        WHISPER_AHEADS_MEDIUM_EN
+        WHISPER_AHEADS_MEDIUM
+        WHISPER_AHEADS_LARGE_V1
+        WHISPER_AHEADS_LARGE_V2
+        WHISPER_AHEADS_LARGE_V3
+        WHISPER_AHEADS_LARGE_V3_TURBO
+
+    ctypedef struct whisper_ahead:
+        int n_text_layer
+        int n_head
+
+    ctypedef struct whisper_aheads:
+        size_t n_heads
+        const whisper_ahead * heads
+
     struct whisper_context_params:
         bint use_gpu
         bint flash_attn
         int  gpu_device
-        bint dtw_token_timestamps
+        bint dtw_token_timestamps       # with vendor/patches/0007: loads the alignment heads
+        whisper_alignment_heads_preset dtw_aheads_preset
+        int dtw_n_top
+        whisper_aheads dtw_aheads
 
     ctypedef struct whisper_token_data:
         whisper_token id
@@ -56,8 +84,9 @@ cdef extern from "whisper.h" nogil:
         float ptsum
         int64_t t0
         int64_t t1
-        int64_t t_dtw
+        int64_t t_dtw                   # DTW: the token's end (vendor/patches/0007)
         float vlen
+        int64_t t_dtw_start             # DTW: the token's start (vendor/patches/0007)
 
     enum whisper_sampling_strategy:
         WHISPER_SAMPLING_GREEDY
@@ -135,6 +164,7 @@ cdef extern from "whisper.h" nogil:
         whisper_fallback_callback fallback_callback    # vendor/patches/0006
         void * fallback_callback_user_data
         bint single_timestamp_skips_window     # vendor/patches/0006
+        bint dtw_token_timestamps              # vendor/patches/0007
 
     const char * whisper_version()
     const char * whisper_print_system_info()
