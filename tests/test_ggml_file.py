@@ -31,6 +31,7 @@ from whisperx_native.models.ggml_file import (
     expected_tensors,
     ggml_type,
     read_header,
+    read_mel_filters,
     read_vocab,
     validate,
 )
@@ -558,3 +559,17 @@ def test_error_messages_name_the_file(work_file: Path) -> None:
         msg = assert_invalid(work_file)
     assert msg.startswith(f"invalid whisper.cpp model file '{work_file}': ")
     assert issubclass(ModelError, ValueError)
+
+
+def test_the_layout_facts_and_what_validate_carries(tiny_en_ggml: Path, info: ModelInfo) -> None:
+    """One place for the header's offsets and the end-of-text id; the filterbank comes
+    with the ModelInfo (read with the header: nothing parses the file again for it)."""
+    from whisperx_native.models import ggml_file
+
+    assert ggml_file.MEL_FILTERS_OFFSET == MEL_OFFSET + 8 and ggml_file.vocab_offset(80) == VOCAB_OFFSET
+    assert ggml_file.HEADER_BYTES == MEL_OFFSET
+    np.testing.assert_array_equal(info.mel_filters, read_mel_filters(tiny_en_ggml))
+    assert info.mel_filters.dtype == np.float32 and not info.mel_filters.flags.writeable
+    # whisper.cpp: token_eot = 50256, one more where the vocabulary is multilingual
+    assert info.token_eot == 50256 and read_vocab(tiny_en_ggml)[info.token_eot] == b"<|endoftext|>"
+    assert replace(TINY_EN, n_vocab=51865).token_eot == replace(TINY_EN, n_vocab=51866).token_eot == 50257

@@ -15,7 +15,7 @@ import pytest
 import whisperx_native as wn
 from whisperx_native import _native
 from whisperx_native.models import cli, registry, store
-from whisperx_native.models.ggml_file import validate
+from whisperx_native.models.ggml_file import validate, vocab_offset
 from whisperx_native.models.synthetic import is_synthetic, write_synthetic
 
 from _util import run_python
@@ -239,7 +239,7 @@ def test_a_vocabulary_without_a_space_token_is_refused_before_whisper_cpp_aborts
     # whisper_full suppresses blanks with vocab.token_to_id.at(" "): without that
     # token an uncaught std::out_of_range kills the process (found with synthetic models).
     data = bytearray(tiny_en_ggml.read_bytes())
-    pos = 4 + 44 + 8 + 4 * 80 * 201 + 4  # first vocabulary entry
+    pos = vocab_offset(80) + 4  # first vocabulary entry
     for _ in range(220):  # GPT-2's " " is token 220
         pos += 4 + int.from_bytes(data[pos:pos + 4], "little")
     assert data[pos:pos + 5] == b"\x01\x00\x00\x00 "

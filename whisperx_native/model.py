@@ -70,7 +70,7 @@ class Model:
         self._idle: List[_native.State] = []
         self._running: set = set()
         self._closed = False
-        self._mel_bank: Optional[features.MelBank] = None  # the file's filterbank, read on first use
+        self._mel_bank: Optional[features.MelBank] = None  # from info.mel_filters, on first use
         self._trimmed: set = set()  # states that ran a trimmed audio_ctx (see _acquire)
 
     # ------------------------------------------------------------------ features
@@ -89,7 +89,7 @@ class Model:
             return None, 0, 0.0
         t0 = time.perf_counter()
         if self._mel_bank is None:
-            self._mel_bank = features.MelBank(ggml_file.read_mel_filters(self.path))
+            self._mel_bank = features.MelBank(self.info.mel_filters)
         mel, frames = features.log_mel(samples, self._mel_bank)
         return mel, frames, (time.perf_counter() - t0) * 1000
 
@@ -299,7 +299,7 @@ class Model:
     def _words(self, opts, language):
         if not opts.token_timestamps:
             return None
-        return _WordBuilder(_EOT + self.multilingual, language in _NO_SPACE_LANGUAGES)
+        return _WordBuilder(self.info.token_eot, language in _NO_SPACE_LANGUAGES)
 
     def _run_single(self, samples, opts, t0, progress_callback, segment_callback, on_state) -> Result:
         """One ``whisper_full`` over the whole audio (short clips, or ``vad=False``)."""
@@ -562,10 +562,6 @@ def _clamp_threads(n: Optional[int]) -> int:
         log.warning("n_threads=%d is more than the %d available cores; using them all", n, threads.cpu_count())
     return threads.clamp(n)
 
-
-#: whisper.cpp's end-of-text id (src/whisper.cpp: 50256, one more in multilingual
-#: vocabularies); every id from it on is a special token ([_BEG_], [_TT_n], ...).
-_EOT = 50256
 
 #: Languages written without spaces between words: each token is a word of its own.
 _NO_SPACE_LANGUAGES = frozenset({"zh", "yue", "ja", "th", "lo", "my", "bo"})

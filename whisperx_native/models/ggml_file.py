@@ -31,7 +31,7 @@ import os
 import stat
 import struct
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import BinaryIO
 
@@ -45,6 +45,8 @@ __all__ = [
     "GGML_QNT_VERSION",
     "GGML_QNT_VERSION_FACTOR",
     "GGML_TYPES",
+    "HEADER_BYTES",
+    "MEL_FILTERS_OFFSET",
     "SUPPORTED_FTYPES",
     "GGMLType",
     "GGMLWriter",
@@ -59,6 +61,7 @@ __all__ = [
     "read_header",
     "read_vocab",
     "validate",
+    "vocab_offset",
 ]
 
 GGML_FILE_MAGIC = 0x67676D6C  # "ggml"; the only magic whisper_model_load accepts
@@ -288,6 +291,12 @@ class HParams:
     @property
     def is_multilingual(self) -> bool:
         return self.n_vocab >= N_VOCAB_MULTILINGUAL
+
+    @property
+    def token_eot(self) -> int:
+        """The end-of-text token id (whisper.cpp's ``token_eot``: 50256, one more in a
+        multilingual vocabulary); every id from it on is a special token."""
+        return MIN_VOCAB_TOKENS + int(self.is_multilingual)
 
     @property
     def n_languages(self) -> int:
@@ -583,6 +592,9 @@ class ModelInfo:
     hparams: HParams
     n_tokens: int
     tensors: tuple[TensorInfo, ...]  # in file order
+    #: The (n_mels, 201) float32 filterbank stored in the file (what features.MelBank takes):
+    #: read with the header, so nothing parses the file again for it.
+    mel_filters: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def ftype(self) -> int:
@@ -601,12 +613,26 @@ class ModelInfo:
         return self.hparams.is_multilingual
 
     @property
+    def token_eot(self) -> int:
+        return self.hparams.token_eot
+
+    @property
     def weight_bytes(self) -> int:
         """Bytes whisper.cpp allocates for the weights."""
         return sum(t.nbytes for t in self.tensors)
 
 
-_HEADER_SIZE = 4 + HParams._STRUCT.size
+#: The file's layout up to the vocabulary: the magic and the eleven hparams, then the
+#: filterbank's (n_mel, n_fft) int32 pair and its n_mel x 201 float32 values.
+HEADER_BYTES = 4 + HParams._STRUCT.size
+MEL_FILTERS_OFFSET = HEADER_BYTES + 8
+
+
+def vocab_offset(n_mels: int) -> int:
+    """Where the vocabulary (its int32 token count) starts in a file of ``n_mels`` bands."""
+    return MEL_FILTERS_OFFSET + 4 * n_mels * WHISPER_N_FFT_BINS
+
+
 _VOCAB_CHUNK = 1 << 20
 _TENSOR_HEAD = struct.Struct("<3i")
 
@@ -661,8 +687,9 @@ def _open(path: str | os.PathLike[str]) -> tuple[Path, BinaryIO, int]:
     return p, f, size
 
 
-def _parse_header(r: _FileReader, collect_tokens: bool) -> tuple[HParams, int, int, list[bytes] | None]:
-    """Header, mel filters and vocabulary; returns (hparams, n_tokens, tensors_offset, tokens)."""
+def _parse_header(r: _FileReader, collect_tokens: bool
+                  ) -> tuple[HParams, int, int, list[bytes] | None, np.ndarray]:
+    """Header, mel filters and vocabulary; returns (hparams, n_tokens, tensors_offset, tokens, filters)."""
     head = r.exact(0, 4, "the magic number")
     (magic,) = _U32.unpack(head)
     if magic != GGML_FILE_MAGIC:
@@ -675,22 +702,22 @@ def _parse_header(r: _FileReader, collect_tokens: bool) -> tuple[HParams, int, i
     filters = _read_filters(r, hp)
     if not np.isfinite(filters).all():
         raise ModelError("mel filterbank contains NaN or infinity")
-    offset = _HEADER_SIZE + 8 + filters.nbytes
+    offset = vocab_offset(hp.n_mels)
 
     (n_tokens,) = _I32.unpack(r.exact(offset, 4, "the vocabulary size"))
     if not MIN_VOCAB_TOKENS <= n_tokens <= hp.n_vocab:
         raise ModelError(f"vocabulary has {n_tokens} tokens, expected {MIN_VOCAB_TOKENS}..{hp.n_vocab} (n_vocab)")
     offset += 4
     offset, tokens = _parse_vocab(r, offset, n_tokens, collect_tokens)
-    return hp, n_tokens, offset, tokens
+    return hp, n_tokens, offset, tokens, filters
 
 
 def _read_filters(r: _FileReader, hp: HParams) -> np.ndarray:
     """The (n_mels, 201) little-endian float32 filterbank right after the hparams."""
-    n_mel, n_fft = struct.unpack("<2i", r.exact(_HEADER_SIZE, 8, "the mel filterbank size"))
+    n_mel, n_fft = struct.unpack("<2i", r.exact(HEADER_BYTES, 8, "the mel filterbank size"))
     if n_mel != hp.n_mels or n_fft != WHISPER_N_FFT_BINS:
         raise ModelError(f"mel filterbank is {n_mel}x{n_fft}, expected {hp.n_mels}x{WHISPER_N_FFT_BINS}")
-    raw = r.exact(_HEADER_SIZE + 8, 4 * n_mel * n_fft, "the mel filterbank")
+    raw = r.exact(MEL_FILTERS_OFFSET, 4 * n_mel * n_fft, "the mel filterbank")
     return np.frombuffer(raw, dtype="<f4").reshape(n_mel, n_fft)
 
 
@@ -794,7 +821,7 @@ def _reading(path: str | os.PathLike[str]) -> Iterator[_FileReader]:
 def read_header(path: str | os.PathLike[str]) -> Header:
     """Read and check the magic, hparams, mel filters and vocabulary."""
     with _reading(path) as r:
-        hp, n_tokens, offset, _ = _parse_header(r, collect_tokens=False)
+        hp, n_tokens, offset, _, _ = _parse_header(r, collect_tokens=False)
     return Header(Path(path), r.size, hp, n_tokens, offset)
 
 
@@ -802,7 +829,7 @@ def read_vocab(path: str | os.PathLike[str]) -> list[bytes]:
     """The vocabulary tokens stored in the file: the ordinary ones (whisper.cpp
     synthesizes the special tokens up to n_vocab)."""
     with _reading(path) as r:
-        _, _, _, tokens = _parse_header(r, collect_tokens=True)
+        _, _, _, tokens, _ = _parse_header(r, collect_tokens=True)
     assert tokens is not None
     return tokens
 
@@ -822,6 +849,8 @@ def validate(path: str | os.PathLike[str]) -> ModelInfo:
     first problem otherwise.
     """
     with _reading(path) as r:
-        hp, n_tokens, offset, _ = _parse_header(r, collect_tokens=False)
+        hp, n_tokens, offset, _, filters = _parse_header(r, collect_tokens=False)
         tensors = _parse_tensors(r, hp, offset)
-    return ModelInfo(Path(path), r.size, hp, n_tokens, tensors)
+    mel = filters.astype(np.float32)
+    mel.flags.writeable = False  # shared by everything that holds the ModelInfo
+    return ModelInfo(Path(path), r.size, hp, n_tokens, tensors, mel)

@@ -22,12 +22,11 @@ import numpy as np
 from .._fsutil import atomic_write
 from ..threads import default_threads
 from ..errors import ModelError
-from .ggml_file import WHISPER_N_FFT_BINS, GGMLWriter, expected_tensors, ggml_type, read_vocab, validate
+from .ggml_file import GGMLWriter, expected_tensors, ggml_type, read_vocab, validate
 from .registry import QUANT_TYPES, ftype_of
 
 __all__ = ["quantize_model", "quantize_matrix", "QUANT_TYPES"]
 
-_MEL_OFFSET = 4 + 44 + 8  # magic, hparams, n_mel and n_fft
 _CHUNK_VALUES = 1 << 22  # float32 values converted at a time (16 MB)
 
 
@@ -88,10 +87,9 @@ def quantize_model(src: "str | os.PathLike[str]", dst: "str | os.PathLike[str]",
     n_threads = n_threads or default_threads()
 
     data = np.memmap(info.path, dtype=np.uint8, mode="r")
-    mel = data[_MEL_OFFSET:_MEL_OFFSET + 4 * hp.n_mels * WHISPER_N_FFT_BINS].view("<f4")
     with atomic_write(dst, overwrite=overwrite, check=validate) as f:
         writer = GGMLWriter(f, hp)
-        writer.write_header(mel.reshape(hp.n_mels, WHISPER_N_FFT_BINS), read_vocab(info.path))
+        writer.write_header(info.mel_filters, read_vocab(info.path))
         for t in info.tensors:  # file order, one tensor in memory at a time
             spec = specs[t.name]
             raw = data[t.offset:t.offset + t.nbytes]
