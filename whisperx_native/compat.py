@@ -63,7 +63,8 @@ _DEFAULT_ONLY: Dict[str, Any] = {
     "batch_size": None,
 }
 
-_RENAMED = {"log_prob_threshold": "logprob_threshold", "word_timestamps": "token_timestamps", "vad_filter": "vad"}
+# word_timestamps is a field of its own (DTW on the alignment heads), the same name as here.
+_RENAMED = {"log_prob_threshold": "logprob_threshold", "vad_filter": "vad"}
 
 
 def translate_options(overrides: Dict[str, Any]) -> Dict[str, Any]:

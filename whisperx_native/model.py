@@ -27,7 +27,8 @@ from .models import ggml_file
 from .models.store import preferred_variant, resolve_model_path
 from . import threads
 from .options import N_AUDIO_CTX, WINDOW_SECONDS, DecodeOptions, resolve_options
-from .result import Result, Segment, Token, Word
+from .result import Result, Segment, Token
+from .words import NO_SPACE_LANGUAGES, DtwWords, TokenTimeWords, as_token, finish as finish_words
 
 __all__ = ["Model", "Transcription"]
 
@@ -44,11 +45,17 @@ class Model:
     resolved through the model store. ``n_threads`` defaults to min(4, cores) and is
     never more than the cores. Use it as a context manager, or call ``close()``.
     Thread-safe: concurrent ``transcribe`` calls run in parallel on separate states.
+
+    ``alignment_heads`` are the cross-attention heads ``word_timestamps=True`` reads:
+    ``"auto"`` (default) takes the preset of a registry name, or of the one architecture a
+    file's shape matches, else every head of the last half of the decoder layers; a preset
+    name (``"tiny.en"`` ... ``"large-v3-turbo"``), ``("top", n)`` or ``(layer, head)`` pairs
+    choose them; None loads the model without (word timestamps then raise OptionError).
     """
 
     def __init__(self, model: "str | os.PathLike", n_threads: Optional[int] = None, *,
                  flash_attn: bool = True, use_gpu: bool = True, max_idle_states: int = 1,
-                 adapt_threads: bool = True, best_variant: bool = True) -> None:
+                 adapt_threads: bool = True, best_variant: bool = True, alignment_heads="auto") -> None:
         check_path(model, "model")  # a str or PathLike without NUL (a name or a file)
         flash_attn, use_gpu, adapt_threads = (check_bool(v, k) for v, k in (
             (flash_attn, "flash_attn"), (use_gpu, "use_gpu"), (adapt_threads, "adapt_threads")))
@@ -65,7 +72,10 @@ class Model:
         #: Use only the cores other processes leave free (threads.for_load), checked
         #: at the start of each call. False: always n_threads (reproducible numerics).
         self.adapt_threads = bool(adapt_threads)
-        self._ctx = _native.Context(self.path, use_gpu=use_gpu, flash_attn=flash_attn)
+        #: The alignment heads of word timestamps, as given to the native context (None: none).
+        self.alignment_heads = _alignment_heads(alignment_heads, self.name, self.info.hparams)
+        self._ctx = _native.Context(self.path, use_gpu=use_gpu, flash_attn=flash_attn,
+                                    alignment_heads=self.alignment_heads)
         self._lock = threading.Lock()
         self._idle: List[_native.State] = []
         self._running: set = set()
@@ -297,9 +307,16 @@ class Model:
         return opts, {k: float(v) for k, v in probs.items() if v >= 1e-4}, detect_ms
 
     def _words(self, opts, language):
+        """What gives each segment its words: DTW times of the alignment heads
+        (``word_timestamps``), whisper.cpp's token times (``token_timestamps``), or nothing."""
+        if opts.word_timestamps:
+            if self.alignment_heads is None:
+                raise OptionError(f"word_timestamps needs the model's alignment heads, and {self.name} was loaded "
+                                  "with alignment_heads=None: load it with alignment_heads='auto' (or a preset)")
+            return DtwWords(self.info.token_eot, language)
         if not opts.token_timestamps:
             return None
-        return _WordBuilder(self.info.token_eot, language in _NO_SPACE_LANGUAGES)
+        return _WordBuilder(self.info.token_eot, language in NO_SPACE_LANGUAGES)
 
     def _run_single(self, samples, opts, t0, progress_callback, segment_callback, on_state) -> Result:
         """One ``whisper_full`` over the whole audio (short clips, or ``vad=False``)."""
@@ -327,8 +344,10 @@ class Model:
         timings = self._timings(samples.size / SAMPLE_RATE, dict(t, mel_ms=t["mel_ms"] + mel_ms), detect_ms,
                                 total_ms, opts.n_threads)
         language = raw["language"] or opts.language
-        words = self._words(opts, language)
-        return Result([_segment(s, words) for s in raw["segments"]], language, probs, timings, self.name)
+        segments = _segments(raw["segments"], self._words(opts, language))
+        if opts.word_timestamps:
+            segments = finish_words(segments, samples.size / SAMPLE_RATE)
+        return Result(segments, language, probs, timings, self.name)
 
     def _run_chunked(self, samples, opts, t0, progress_callback, segment_callback, on_state) -> Result:
         """Long-form: Silero VAD finds the speech, it is packed into chunks of at most one
@@ -372,6 +391,8 @@ class Model:
             segments.extend(segs)
             for k in t:
                 t[k] += timings[k]
+        if opts.word_timestamps:  # words of neighbouring chunks in order, inside the file
+            segments = finish_words(segments, audio_s)
         total_ms = (time.perf_counter() - t0) * 1000
         timings = self._timings(audio_s, t, detect_ms, total_ms, opts.n_threads, vad_ms=vad_ms,
                                 chunks=len(chunks), workers=workers)
@@ -483,7 +504,9 @@ class Model:
         del mel
         timings = dict(raw["timings"])
         timings["mel_ms"] += mel_ms
-        return [_segment(remap_segment(s, to_original), words_of) for s in raw["segments"]], timings
+        # Words are made in file time: a DTW time in the silence joined between two pieces of
+        # speech goes to the piece after it for a start, before it for an end (remap_segment).
+        return _segments([remap_segment(s, to_original) for s in raw["segments"]], words_of, chunk.start), timings
 
     def _check_language(self, opts):
         lang = opts.language
@@ -563,58 +586,46 @@ def _clamp_threads(n: Optional[int]) -> int:
     return threads.clamp(n)
 
 
-#: Languages written without spaces between words: each token is a word of its own.
-_NO_SPACE_LANGUAGES = frozenset({"zh", "yue", "ja", "th", "lo", "my", "bo"})
+#: Words from whisper.cpp's token times (``token_timestamps=True`` alone).
+_WordBuilder = TokenTimeWords
 
 
-def _segment(raw, word_builder: "Optional[_WordBuilder]" = None) -> Segment:
+def _alignment_heads(value, name: str, hp):
+    """``Model(alignment_heads=...)`` → what the native context takes (see Model)."""
+    if not (isinstance(value, str) and value == "auto"):
+        return value  # None, a preset, ("top", n) or pairs: the native context checks them
+    from .errors import ModelError
+    from .models import registry
+
+    try:
+        return registry.get(name).alignment_heads  # a registry name: its architecture's preset
+    except ModelError:
+        pass
+    heads, exact = registry.alignment_heads_for(hp)
+    if not exact:
+        log.info("%s: no alignment-head preset for a model of %d decoder layers x %d heads (%s, %d mel bands); "
+                 "word timestamps read every head of the last %d layers", name, hp.n_text_layer, hp.n_text_head,
+                 "multilingual" if hp.is_multilingual else "English-only", hp.n_mels, heads[1])
+    return heads
+
+
+def _segments(raws, word_builder=None, last_speech: float = 0.0) -> List[Segment]:
+    """Segments of raw native ones; DTW words are made for all of a run's segments together
+    (openai-whisper's heuristics look at a window's words and the speech before them)."""
+    if isinstance(word_builder, DtwWords):
+        return [_segment(raw, timed=timed) for raw, timed in zip(raws, word_builder.build(raws, last_speech))]
+    return [_segment(raw, word_builder) for raw in raws]
+
+
+def _segment(raw, word_builder: "Optional[TokenTimeWords]" = None, timed=None) -> Segment:
     t0, t1, text, nsp, turn, toks = raw
     tokens = [] if not toks else [
-        Token(tid, tb.decode("utf-8", "replace"), p, plog, round(a, 3), round(b, 3))
-        for (tid, tb, p, plog, a, b, _dtw) in toks]
-    return Segment(round(t0, 3), round(t1, 3), text, nsp, turn, tokens,
-                   word_builder.build(toks) if word_builder is not None and toks else [])
-
-
-class _WordBuilder:
-    """Words from one segment's raw tokens.
-
-    A token whose text starts with a space starts a new word; others (word pieces,
-    punctuation) extend the current one. Bytes are joined before decoding, so a
-    character split over two tokens comes out whole."""
-
-    def __init__(self, eot: int, per_token: bool) -> None:
-        self.eot = eot
-        self.per_token = per_token
-
-    def build(self, toks) -> List[Word]:
-        words: List[Word] = []
-        parts: list = []  # raw tokens of the word being built
-        for tok in toks:
-            tid, tb = tok[0], tok[1]
-            if tid >= self.eot:
-                continue
-            if parts and (tb.startswith(b" ") or (self.per_token and _complete_utf8(parts))):
-                self._flush(parts, words)
-                parts = []
-            parts.append(tok)
-        self._flush(parts, words)
-        return words
-
-    @staticmethod
-    def _flush(parts: list, words: List[Word]) -> None:
-        text = b"".join(t[1] for t in parts).decode("utf-8", "replace").strip()
-        if text:
-            probability = sum(t[2] for t in parts) / len(parts)
-            words.append(Word(round(parts[0][4], 3), round(parts[-1][5], 3), text, probability))
-
-
-def _complete_utf8(parts: list) -> bool:
-    try:
-        b"".join(t[1] for t in parts).decode("utf-8")
-        return True
-    except UnicodeDecodeError:
-        return False
+        Token(t.id, t.text.decode("utf-8", "replace"), t.p, t.logprob, round(t.t0, 3), round(t.t1, 3))
+        for t in map(as_token, toks)]
+    words = word_builder.build(toks) if word_builder is not None and toks else []
+    if timed is not None:  # (start, end, words) of DtwWords
+        t0, t1, words = timed
+    return Segment(round(t0, 3), round(t1, 3), text, nsp, turn, tokens, words)
 
 
 class Transcription:

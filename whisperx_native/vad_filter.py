@@ -38,6 +38,14 @@ class TimeMap:
         i = max(0, bisect.bisect_right(self._proc, t) - 1)
         return round(self._orig[i] + min(max(0.0, t - self._proc[i]), self._len[i]), 3)
 
+    def start(self, t: float) -> float:
+        """As a call, but a time in the gap after a piece maps to the start of the next
+        piece: where something that begins in the silence between two pieces is heard."""
+        i = max(0, bisect.bisect_right(self._proc, t) - 1)
+        if t - self._proc[i] > self._len[i] and i + 1 < len(self._proc):
+            return round(self._orig[i + 1], 3)
+        return self(t)
+
 
 @dataclass(frozen=True)
 class Chunk:
@@ -133,8 +141,22 @@ def speech_only(samples: np.ndarray, segments: Sequence[Tuple[float, float]]) ->
 
 
 def remap_segment(raw, to_original: TimeMap):
-    """A native raw segment tuple with its (and its tokens') times in the original audio."""
+    """A native raw segment (``_native.RawSegment``) with its and its tokens' times in the
+    original audio. A token's DTW start in a gap between pieces goes to the next piece, its
+    DTW end to the previous one (:meth:`TimeMap.start`)."""
     t0, t1, text, nsp, turn, toks = raw
     if toks:
-        toks = [(tid, tb, p, plog, to_original(a), to_original(b), dtw) for (tid, tb, p, plog, a, b, dtw) in toks]
-    return (to_original(t0), to_original(t1), text, nsp, turn, toks)
+        toks = [_remap_token(tok, to_original) for tok in toks]
+    out = (to_original(t0), to_original(t1), text, nsp, turn, toks)
+    return type(raw)(*out) if hasattr(raw, "_fields") else out
+
+
+def _remap_token(tok, to_original: TimeMap):
+    times = [to_original(tok[4]), to_original(tok[5])]
+    if len(tok) >= 8:  # RawToken: dtw_start, dtw_end
+        times += [None if tok[6] is None else to_original.start(tok[6]),
+                  None if tok[7] is None else to_original(tok[7])]
+    else:  # the 7-field tuple of older builds: t_dtw
+        times += [None if tok[6] is None else to_original(tok[6])]
+    fields = tuple(tok[:4]) + tuple(times)
+    return type(tok)(*fields) if hasattr(tok, "_fields") else fields

@@ -23,8 +23,8 @@ from .ggml_file import (
     expected_tensors,
 )
 
-__all__ = ["ARCHS", "QUANT_TYPES", "MEASURED_STATE", "ModelSpec", "MemoryEstimate", "estimate_memory", "get",
-           "names", "ftype_of", "parse_name"]
+__all__ = ["ALIGNMENT_HEADS", "ARCHS", "QUANT_TYPES", "MEASURED_STATE", "ModelSpec", "MemoryEstimate",
+           "alignment_heads_for", "estimate_memory", "get", "names", "ftype_of", "parse_name"]
 
 FTYPE_F16 = 1
 
@@ -47,6 +47,33 @@ ARCHS: Dict[str, HParams] = {
     "large-v3": _hp(51866, 1280, 32, 32, n_mels=128),
     "large-v3-turbo": _hp(51866, 1280, 32, 4, n_mels=128),
 }
+
+#: Architecture name -> whisper.cpp's alignment-head preset (openai-whisper's _ALIGNMENT_HEADS):
+#: the cross-attention heads whose attention follows the speech, for word timestamps.
+ALIGNMENT_HEADS: Dict[str, str] = {arch: arch for arch in ARCHS}
+
+#: Architectures with a preset that the store does not install (80 mel bands, 32 + 32 layers:
+#: the same shape, so a file of either cannot be told from the other by its header).
+_OTHER_PRESETS: Dict[str, Tuple[int, int, bool, int]] = {
+    "large-v1": (32, 20, True, 80),
+    "large-v2": (32, 20, True, 80),
+}
+
+
+def alignment_heads_for(hp: HParams) -> "Tuple[str | Tuple[str, int], bool]":
+    """(alignment heads, exact) for a model file's hyperparameters: the preset of the one
+    architecture of that shape (decoder layers and heads, multilingual, mel bands), with
+    ``exact=True``; where no or more than one architecture has it (large-v1 / large-v2, a
+    distilled decoder), every head of the last half of the decoder layers (whisper.cpp's
+    "n_top_most"), ``exact=False``. Fine-tuned weights keep their architecture's heads."""
+    shape = (hp.n_text_layer, hp.n_text_head, hp.is_multilingual, hp.n_mels)
+    known = {arch: (a.n_text_layer, a.n_text_head, a.is_multilingual, a.n_mels) for arch, a in ARCHS.items()}
+    known.update(_OTHER_PRESETS)
+    matches = [arch for arch, s in known.items() if s == shape]
+    if len(matches) == 1:
+        return ALIGNMENT_HEADS.get(matches[0], matches[0]), True
+    return ("top", max(1, hp.n_text_layer // 2)), False
+
 
 #: Quantization types we write (ggml_ftype of each). K-quants need rows that are
 #: multiples of 256, which tiny (384 wide) does not have.
@@ -196,6 +223,11 @@ class ModelSpec:
 
     def memory(self, beam_size: int = 1, n_states: int = 1) -> MemoryEstimate:
         return estimate_memory(self.hparams, beam_size, n_states=n_states, weight_bytes=self.weight_bytes)
+
+    @property
+    def alignment_heads(self) -> str:
+        """whisper.cpp's alignment-head preset for word timestamps (the architecture's)."""
+        return ALIGNMENT_HEADS[self.arch]
 
     @property
     def base_name(self) -> Optional[str]:

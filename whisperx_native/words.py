@@ -1,0 +1,334 @@
+"""Words and their times from decoded tokens.
+
+Two sources of times:
+
+* ``word_timestamps=True``: the DTW times whisper.cpp computes from the cross-attention of
+  the model's alignment heads (each token's ``dtw_start``; ``dtw_end`` is where the next
+  text token of its 30 s window starts, or the window's end-of-text jump). Tokens become
+  words as openai-whisper's ``whisper/timing.py`` groups them: pieces that decode to whole
+  characters, a new word at a leading space or at punctuation (every piece a word in
+  languages written without spaces), the long-word heuristics of ``add_word_timestamps``
+  (median and maximum word duration of the window), punctuation merged into its
+  neighbour (``merge_punctuations`` with the same two sets), each word's probability the
+  mean of its tokens'. :func:`finish` then makes the promises callers rely on: every word
+  inside the audio, start ≤ end, words in order and not overlapping across segments,
+  and each segment spanning its words (so it does not start in the silence before them).
+* ``token_timestamps=True`` alone: whisper.cpp's heuristic token times, grouped as before
+  (:class:`TokenTimeWords`).
+
+Pure Python on the native layer's raw tuples; no native state here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import string
+from typing import List, NamedTuple, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .result import Segment, Word
+
+__all__ = ["APPEND_PUNCTUATIONS", "NO_SPACE_LANGUAGES", "PREPEND_PUNCTUATIONS", "DtwWords", "TokenTimeWords",
+           "finish"]
+
+#: openai-whisper's (and faster-whisper's) defaults: merged into the word after / before them.
+PREPEND_PUNCTUATIONS = "\"'“¿([{-"
+APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
+#: A word this ends a sentence: the word after a pause may not stretch back over the pause.
+SENTENCE_END_MARKS = ".。!！?？"
+#: Languages written without spaces between words: every whole character (or token) is a word.
+NO_SPACE_LANGUAGES = frozenset({"zh", "yue", "ja", "th", "lo", "my", "bo"})
+
+
+class RawToken(NamedTuple):
+    """The native layer's token (``_native.RawToken``), or an older 7-field tuple read into it."""
+    id: int
+    text: bytes
+    p: float
+    logprob: float
+    t0: float
+    t1: float
+    dtw_start: Optional[float] = None
+    dtw_end: Optional[float] = None
+
+
+def as_token(tok) -> RawToken:
+    """``tok`` with attribute names: the native 8-field RawToken as it is, a 7-field tuple
+    (``t_dtw`` last, before DTW word times existed) without DTW times."""
+    if hasattr(tok, "dtw_end"):
+        return tok
+    return RawToken(*tok[:6])
+
+
+# ----------------------------------------------------------------------------- DTW words
+@dataclasses.dataclass
+class _Timing:
+    """A word while it is being built (openai-whisper's WordTiming, plus its segment)."""
+    text: str
+    tokens: list
+    start: float
+    end: float
+    probability: float
+    segment: int  # index of the segment whose token starts the word
+
+
+class DtwWords:
+    """Words with DTW times for the raw segments of one ``State.full`` run.
+
+    ``eot``: the model's end-of-text id (every id from it on is special). ``language``:
+    the code decoded, which decides how tokens split into words."""
+
+    def __init__(self, eot: int, language: Optional[str], prepend: str = PREPEND_PUNCTUATIONS,
+                 append: str = APPEND_PUNCTUATIONS) -> None:
+        self.eot = eot
+        self.no_spaces = language in NO_SPACE_LANGUAGES
+        self.prepend = prepend
+        self.append = append
+
+    def build(self, raws: Sequence, last_speech: float = 0.0) -> List[Tuple[float, float, List[Word]]]:
+        """(start, end, words) of each raw segment, in order. ``last_speech``: where speech
+        was last heard before these segments (openai-whisper's last_speech_timestamp)."""
+        out: List[Tuple[float, float, List[Word]]] = [(raw[0], raw[1], []) for raw in raws]
+        for group in self._windows(raws):
+            last_speech = self._window(raws, group, out, last_speech)
+        return out
+
+    # -- one window -------------------------------------------------------------
+    def _windows(self, raws) -> List[List[Tuple[int, List[RawToken]]]]:
+        """Segments grouped by the 30 s window they were decoded in: (index, text tokens).
+
+        Inside a window the last text token of a segment ends where the first of the next
+        segment starts (the native contract for ``dtw_end``); a new window breaks that chain."""
+        groups: List[List[Tuple[int, List[RawToken]]]] = []
+        last_end = None
+        for i, raw in enumerate(raws):
+            toks = [t for t in map(as_token, raw[5] or ()) if t.id < self.eot]
+            if not toks:
+                continue
+            first = toks[0].dtw_start
+            if not groups or first is None or last_end is None or first != last_end:
+                groups.append([])
+            groups[-1].append((i, toks))
+            last_end = toks[-1].dtw_end
+        return groups
+
+    def _window(self, raws, group, out, last_speech: float) -> float:
+        alignment: List[_Timing] = []
+        for seg_index, toks in group:
+            seg_t0, seg_t1 = raws[seg_index][0], raws[seg_index][1]
+            for text, word_toks in self._split(toks):
+                start, end = _span(word_toks, seg_t0, seg_t1)
+                probability = float(np.mean([t.p for t in word_toks]))
+                alignment.append(_Timing(text, word_toks, start, end, probability, seg_index))
+        if not alignment:
+            return last_speech
+
+        durations = np.array([t.end - t.start for t in alignment])
+        durations = durations[durations.nonzero()]
+        median = min(0.7, float(np.median(durations))) if durations.size else 0.0
+        longest = median * 2
+        if durations.size:
+            # A word at a sentence boundary may not be longer than twice the median: the
+            # end mark does not stretch over the pause after it, nor the word after it
+            # back over the pause before it.
+            for i in range(1, len(alignment)):
+                w = alignment[i]
+                if w.end - w.start > longest:
+                    if w.text in SENTENCE_END_MARKS:
+                        w.end = w.start + longest
+                    elif alignment[i - 1].text in SENTENCE_END_MARKS:
+                        w.start = w.end - longest
+        _merge_punctuations(alignment, self.prepend, self.append)
+
+        by_segment: dict = {}
+        for w in alignment:
+            if w.text:
+                by_segment.setdefault(w.segment, []).append(w)
+        for seg_index, _toks in group:
+            words = by_segment.get(seg_index)
+            if not words:
+                continue
+            seg_start, seg_end = raws[seg_index][0], raws[seg_index][1]
+            first = words[0]
+            # The first word after a pause: not longer than the longest allowed (nor the first
+            # two words together twice that), cut at its end.
+            if first.end - last_speech > median * 4 and (
+                    first.end - first.start > longest
+                    or (len(words) > 1 and words[1].end - first.start > longest * 2)):
+                if len(words) > 1 and words[1].end - words[1].start > longest:
+                    boundary = max(words[1].end / 2, words[1].end - longest)
+                    first.end = words[1].start = boundary
+                first.start = max(0.0, first.end - longest)
+            # The segment's own timestamp where the first word is too long, else the word's.
+            if seg_start < first.end and seg_start - 0.5 > first.start:
+                first.start = max(0.0, min(first.end - median, seg_start))
+            else:
+                seg_start = first.start
+            last = words[-1]
+            if seg_end > last.start and seg_end + 0.5 < last.end:
+                last.end = max(last.start + median, seg_end)
+            else:
+                seg_end = last.end
+            last_speech = seg_end
+            out[seg_index] = (seg_start, seg_end,
+                              [Word(w.start, w.end, _clean(w.text), w.probability) for w in words])
+        return last_speech
+
+    # -- tokens to words ----------------------------------------------------------
+    def _split(self, toks: List[RawToken]) -> List[Tuple[str, List[RawToken]]]:
+        """openai-whisper's split_to_word_tokens on the window's text tokens."""
+        pieces = _unicode_pieces(toks)
+        if self.no_spaces:
+            return pieces
+        words: List[Tuple[str, List[RawToken]]] = []
+        for text, piece in pieces:
+            # str-in-str, as openai-whisper tests it: a white-space-only piece counts too
+            if not words or text.startswith(" ") or text.strip() in string.punctuation:
+                words.append((text, list(piece)))
+            else:
+                words[-1] = (words[-1][0] + text, words[-1][1] + piece)
+        return words
+
+
+def _unicode_pieces(toks: List[RawToken]) -> List[Tuple[str, List[RawToken]]]:
+    """Tokens in runs that decode to whole characters (a character's bytes may be split
+    over tokens); bytes that are invalid in themselves end a run with U+FFFD."""
+    pieces: List[Tuple[str, List[RawToken]]] = []
+    cur: List[RawToken] = []
+    for tok in toks:
+        cur.append(tok)
+        data = b"".join(t.text for t in cur)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.reason == "unexpected end of data" and len(data) - exc.start < 4:
+                continue  # a character continues in the next token
+            text = data.decode("utf-8", "replace")
+        pieces.append((text, cur))
+        cur = []
+    if cur:
+        pieces.append((b"".join(t.text for t in cur).decode("utf-8", "replace"), cur))
+    return pieces
+
+
+def _span(toks: List[RawToken], seg_t0: float, seg_t1: float) -> Tuple[float, float]:
+    """DTW start of the word's first token and end of its last; where the native layer
+    computed none, the token's own times, else the segment's."""
+    start, end = toks[0].dtw_start, toks[-1].dtw_end
+    if start is None:
+        start = toks[0].t0 if toks[0].t0 >= 0 else seg_t0
+    if end is None:
+        end = toks[-1].t1 if toks[-1].t1 >= 0 else seg_t1
+    return float(start), float(end)
+
+
+def _merge_punctuations(alignment: List[_Timing], prepended: str, appended: str) -> None:
+    """openai-whisper's merge_punctuations: an opening mark (a word of its own starting
+    with a space) joins the word after it, a closing mark the word before it. The word
+    that takes a mark keeps its times and probability; the mark's entry is emptied."""
+    i, j = len(alignment) - 2, len(alignment) - 1
+    while i >= 0:
+        before, after = alignment[i], alignment[j]
+        if before.text.startswith(" ") and before.text.strip() in prepended:
+            after.text = before.text + after.text
+            after.tokens = before.tokens + after.tokens
+            before.text, before.tokens = "", []
+        else:
+            j = i
+        i -= 1
+    i, j = 0, 1
+    while j < len(alignment):
+        before, after = alignment[i], alignment[j]
+        if not before.text.endswith(" ") and after.text in appended:
+            before.text = before.text + after.text
+            before.tokens = before.tokens + after.tokens
+            after.text, after.tokens = "", []
+        else:
+            i = j
+        j += 1
+
+
+def _clean(text: str) -> str:
+    return " ".join(text.split())
+
+
+# ----------------------------------------------------------------------------- promises
+def finish(segments: List[Segment], audio_s: float) -> List[Segment]:
+    """The segments with their words inside [0, ``audio_s``], each start ≤ its end, in
+    order without overlap (a word that starts before the previous one ends cuts that one
+    short; one that starts before the previous one starts follows it), times rounded to
+    the millisecond; a segment with words spans exactly its first to its last word."""
+    limit = math.floor(max(0.0, audio_s) * 1000) / 1000
+    out: List[Segment] = []
+    prev: Optional[list] = None  # [start, end] of the last word placed (mutable: may be cut)
+    placed: List[Tuple[Segment, List[list]]] = []
+    for seg in segments:
+        spans: List[list] = []
+        for w in seg.words:
+            s = min(max(_ms(w.start), 0.0), limit)
+            e = min(max(_ms(w.end), 0.0), limit)
+            if prev is not None and s < prev[1]:
+                if s >= prev[0]:
+                    prev[1] = s
+                else:
+                    s = prev[1]
+            e = max(e, s)
+            prev = [s, e, w]
+            spans.append(prev)
+        placed.append((seg, spans))
+    for seg, spans in placed:
+        if not spans:
+            out.append(seg)
+            continue
+        words = [Word(s, e, w.text, w.probability) for s, e, w in spans]
+        out.append(dataclasses.replace(seg, start=words[0].start, end=words[-1].end, words=words))
+    return out
+
+
+def _ms(t: float) -> float:
+    return round(float(t), 3)
+
+
+# ----------------------------------------------------------------------------- token times
+class TokenTimeWords:
+    """Words from one segment's raw tokens with whisper.cpp's token times
+    (``token_timestamps=True`` without ``word_timestamps``).
+
+    A token whose text starts with a space starts a new word; others (word pieces,
+    punctuation) extend the current one. Bytes are joined before decoding, so a
+    character split over two tokens comes out whole. ``per_token``: a language without
+    spaces, where every whole character is a word."""
+
+    def __init__(self, eot: int, per_token: bool) -> None:
+        self.eot = eot
+        self.per_token = per_token
+
+    def build(self, toks) -> List[Word]:
+        words: List[Word] = []
+        parts: List[RawToken] = []  # tokens of the word being built
+        for tok in map(as_token, toks):
+            if tok.id >= self.eot:
+                continue
+            if parts and (tok.text.startswith(b" ") or (self.per_token and _complete_utf8(parts))):
+                self._flush(parts, words)
+                parts = []
+            parts.append(tok)
+        self._flush(parts, words)
+        return words
+
+    @staticmethod
+    def _flush(parts: List[RawToken], words: List[Word]) -> None:
+        text = b"".join(t.text for t in parts).decode("utf-8", "replace").strip()
+        if text:
+            probability = sum(t.p for t in parts) / len(parts)
+            words.append(Word(round(parts[0].t0, 3), round(parts[-1].t1, 3), text, probability))
+
+
+def _complete_utf8(parts: List[RawToken]) -> bool:
+    try:
+        b"".join(t.text for t in parts).decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
