@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import whisperx_native as wn
-from whisperx_native.audio import MAX_SECONDS
+from whisperx_native.audio import MAX_SECONDS, as_samples
 
 
 @pytest.mark.parametrize("audio, match", [
@@ -113,3 +113,24 @@ def test_float_wav_with_nan_is_refused(tmp_path):
     x[5] = np.nan
     with pytest.raises(wn.AudioError, match="NaN"):
         wn.read_wav(_float_wav(tmp_path / "nan.wav", x))
+
+
+def test_one_rule_for_sample_types_and_channels():
+    """as_samples, the capture ring's chunks, file decoding and the batch data path share
+    audio.to_float32 / audio.downmix: the same numbers, the same refusals."""
+    from whisperx_native.audio import downmix, to_float32
+    from whisperx_native.batch.data import _resampled
+    from whisperx_native.realtime.ringbuffer import to_mono_float32
+
+    pcm = (np.arange(-1600, 1600, dtype=np.int64) * 20).astype(np.int16)
+    want = pcm.astype(np.float32) / np.float32(32768.0)
+    for x in (pcm, pcm.astype(">i2")):
+        np.testing.assert_array_equal(as_samples(x), want)
+        np.testing.assert_array_equal(to_mono_float32(x), want)
+        np.testing.assert_array_equal(_resampled(x, 16000), want)
+    stereo = np.stack([want, -want], axis=1)
+    np.testing.assert_array_equal(to_mono_float32(stereo), downmix(stereo))
+    assert not downmix(stereo).any() and to_float32(stereo).dtype == np.float32
+    for convert in (as_samples, to_mono_float32, to_float32, lambda a: _resampled(a, 8000)):
+        with pytest.raises(wn.AudioError, match="dtype int32"):
+            convert(np.zeros(4000, np.int32))

@@ -31,7 +31,7 @@ import numpy as np
 
 from .errors import AudioError
 
-__all__ = ["SAMPLE_RATE", "MAX_SECONDS", "as_samples", "load_audio", "read_wav"]
+__all__ = ["SAMPLE_RATE", "MAX_SECONDS", "as_samples", "load_audio", "read_wav", "to_float32", "downmix"]
 
 SAMPLE_RATE = 16000
 #: Longest input accepted in one call: 8 hours. The log-mel spectrogram alone of
@@ -71,19 +71,30 @@ def as_samples(audio: AudioLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     if audio.size == 0:
         raise AudioError("audio is empty (0 samples)")
     _check_length(audio.size)
-    if audio.dtype.kind in "fi" and not audio.dtype.isnative:  # big-endian data: same values, native order
-        audio = audio.astype(audio.dtype.newbyteorder("="))
-    if audio.dtype == np.float32:
-        samples = np.ascontiguousarray(audio)
-    elif audio.dtype == np.float64:
-        samples = audio.astype(np.float32)
-    elif audio.dtype == np.int16:
-        samples = audio.astype(np.float32) / np.float32(32768.0)
-    else:
-        raise AudioError(f"unsupported audio dtype {audio.dtype}: pass float32 in [-1, 1] "
-                         "(float64 and int16 are converted)")
+    samples = np.ascontiguousarray(to_float32(audio))
     _check_samples(samples)
     return samples
+
+
+def to_float32(a: np.ndarray, what: str = "audio") -> np.ndarray:
+    """The module's rule for sample types, in one place: float32 as it is, float64 cast,
+    int16 divided by 32768 (full-scale PCM → [-1, 1)), big-endian data in native order;
+    any other dtype an AudioError. Shapes are the caller's business."""
+    if a.dtype.kind in "fi" and not a.dtype.isnative:  # big-endian data: same values, native order
+        a = a.astype(a.dtype.newbyteorder("="))
+    if a.dtype == np.float32:
+        return a
+    if a.dtype == np.float64:
+        return a.astype(np.float32)
+    if a.dtype == np.int16:
+        return a.astype(np.float32) * np.float32(1.0 / 32768.0)
+    raise AudioError(f"unsupported {what} dtype {a.dtype}: pass float32 in [-1, 1] "
+                     "(float64 and int16 are converted)")
+
+
+def downmix(frames: np.ndarray) -> np.ndarray:
+    """(frames, channels) → 1-D float32 mono: the channels' mean (the one channel as it is)."""
+    return frames[:, 0] if frames.shape[1] == 1 else frames.mean(axis=1, dtype=np.float32)
 
 
 def _check_length(n: float, where: str = "audio") -> None:
@@ -228,7 +239,7 @@ class _Mono16k:
 
     def add(self, block: np.ndarray) -> None:
         if block.ndim == 2:
-            block = block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
+            block = downmix(block)
         if self.resampler is not None:
             block = self.resampler.resample_chunk(block)
         self._append(block)

@@ -106,7 +106,7 @@ def _columns(batch: Any) -> Dict[str, Any]:
 
 
 def _resampled(audio: Any, rate: int) -> np.ndarray:
-    from ..audio import SAMPLE_RATE, as_samples
+    from ..audio import SAMPLE_RATE, as_samples, to_float32
 
     a = np.asarray(audio)
     if a.dtype == object:
@@ -114,9 +114,7 @@ def _resampled(audio: Any, rate: int) -> np.ndarray:
     if rate != SAMPLE_RATE:
         import soxr
 
-        if a.dtype == np.int16:
-            a = a.astype(np.float32) / 32768.0
-        a = soxr.resample(np.asarray(a, dtype=np.float32), rate, SAMPLE_RATE)
+        a = soxr.resample(to_float32(a), rate, SAMPLE_RATE)
     return as_samples(np.ascontiguousarray(a))
 
 

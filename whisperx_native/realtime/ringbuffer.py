@@ -21,7 +21,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE
+from ..audio import SAMPLE_RATE, downmix, to_float32
 from ..errors import AudioError, ClosedError, OptionError
 from ..validation import check_float, check_int
 
@@ -37,21 +37,14 @@ def to_mono_float32(chunk: np.ndarray, channels: int = 1) -> np.ndarray:
         a = np.asarray(chunk)
     except Exception as exc:
         raise AudioError(f"cannot interpret {type(chunk).__name__} as a capture chunk: {exc}") from None
-    if a.dtype.kind in "fi" and not a.dtype.isnative:  # big-endian capture data
-        a = a.astype(a.dtype.newbyteorder("="))
-    if a.dtype == np.int16:
-        a = a.astype(np.float32) * np.float32(1.0 / 32768.0)
-    elif a.dtype == np.float64:
-        a = a.astype(np.float32)
-    elif a.dtype != np.float32:
-        raise AudioError(f"capture chunks must be float32 or int16, got {a.dtype}")
+    a = to_float32(a, "capture chunk")
     if a.ndim == 1 and channels > 1:
         if a.size % channels:
             raise AudioError(f"interleaved chunk of {a.size} samples is not a whole number of "
                              f"{channels}-channel frames")
         a = a.reshape(-1, channels)
     if a.ndim == 2:
-        a = a[:, 0] if a.shape[1] == 1 else a.mean(axis=1, dtype=np.float32)
+        a = downmix(a)
     elif a.ndim != 1:
         raise AudioError(f"capture chunk must be 1-D or (frames, channels), got shape {a.shape}")
     return a
