@@ -4,6 +4,7 @@
                     [--task transcribe|translate] [--threads N] [--beam-size N] [--best-of N]
                     [--temperature T] [--word-timestamps] [--no-timestamps] [--max-len N]
                     [--split-on-word] [--vad] [--prompt TEXT]
+                    [--max-line-width N] [--max-line-count N] [--max-words-per-line N] [--highlight-words]
                     [--output-format txt,srt,vtt,json,tsv,csv|all] [--output-dir DIR] [--quiet]
     whisperx-native models ...           (when the model store is installed)
     whisperx-native batch ...            (when the batch package is installed)
@@ -80,14 +81,17 @@ _WHISPER_CLI_OPTIONS = {
 _WHISPER_CLI_REFUSED = {
     "-olrc": "LRC is not written here; -f takes txt, srt, vtt, json, tsv, csv or all",
     "--output-lrc": "LRC is not written here; -f takes txt, srt, vtt, json, tsv, csv or all",
-    "-owts": "karaoke scripts are not written here; --word-timestamps -f json gives every word's time",
-    "--output-words": "karaoke scripts are not written here; --word-timestamps -f json gives every word's time",
+    "-owts": "karaoke scripts are not written here; --highlight-words writes karaoke SRT/VTT cues, "
+             "--word-timestamps -f json every word's time",
+    "--output-words": "karaoke scripts are not written here; --highlight-words writes karaoke SRT/VTT cues, "
+             "--word-timestamps -f json every word's time",
     "-of": "whisper-cli's -of names the output file; here -o DIR is a directory and files are DIR/NAME.FORMAT",
     "--output-file": "whisper-cli's --output-file names the output file; here -o DIR is a directory "
                      "and files are DIR/NAME.FORMAT",
 }
 #: Switches that openai-whisper's CLI writes with a value (``--word_timestamps True``).
-_BOOL_FLAGS = {"--word-timestamps", "--vad", "--translate", "--no-timestamps", "--split-on-word", "--verbose"}
+_BOOL_FLAGS = {"--word-timestamps", "--vad", "--translate", "--no-timestamps", "--split-on-word", "--verbose",
+               "--highlight-words"}
 _TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
 #: A -o value that is one of these is a format, not a directory (whisper-cli's -osrt misread).
 _FORMAT_WORDS = set(FORMATS) | {"all", "j", "jf", "lrc", "wts", "words", "json-full"}
@@ -251,7 +255,8 @@ def _parser(models_cli, batch_cli=None) -> argparse.ArgumentParser:
                    help="candidates sampled at a temperature above 0 (default 5)")
     t.add_argument("--temperature", type=_temperature, default=None,
                    help="first sampling temperature (default 0; fallback steps up from it)")
-    t.add_argument("--word-timestamps", action="store_true", help="time each word (in JSON output)")
+    t.add_argument("--word-timestamps", action="store_true",
+                   help="time each word from the alignment heads' cross-attention (words in JSON output)")
     t.add_argument("--no-timestamps", action="store_true", help="decode without timestamp tokens")
     t.add_argument("--max-len", type=_positive_int, default=None, metavar="CHARS",
                    help="split segments longer than this many characters (whisper-cli's -ml)")
@@ -263,6 +268,16 @@ def _parser(models_cli, batch_cli=None) -> argparse.ArgumentParser:
                         "up to 30 s transcribed in parallel (default: on for audio over 30 s); "
                         "--no-vad: one pass over the whole file")
     t.add_argument("--prompt", "--initial-prompt", default=None, help="initial prompt: spelling, names, style")
+    t.add_argument("--max-line-width", type=_positive_int, default=None, metavar="CHARS",
+                   help="srt/vtt: break lines between words at this many characters (implies --word-timestamps)")
+    t.add_argument("--max-line-count", type=_positive_int, default=None, metavar="N",
+                   help="srt/vtt with --max-line-width: at most N lines per cue; cues then fill up instead of "
+                        "following segments (implies --word-timestamps)")
+    t.add_argument("--max-words-per-line", type=_positive_int, default=None, metavar="N",
+                   help="srt/vtt without --max-line-width: at most N words per cue (implies --word-timestamps)")
+    t.add_argument("--highlight-words", action="store_true",
+                   help="srt/vtt: karaoke cues, each word underlined (<u>word</u>) as it is spoken "
+                        "(implies --word-timestamps)")
     t.add_argument("--output-format", "-f", type=_format_list, default=None, metavar="FMT[,FMT]",
                    help=f"{','.join(FORMATS)} or all (default: txt)")
     t.add_argument("--whisper-cli-format", action="append", default=[], help=argparse.SUPPRESS)
@@ -356,8 +371,8 @@ def _decode_options(args) -> Dict[str, object]:
         options["temperature"] = args.temperature
     if args.prompt:
         options["initial_prompt"] = args.prompt
-    if args.word_timestamps:
-        options["token_timestamps"] = True
+    if args.word_timestamps or any(_subtitle_options(args).values()):
+        options["word_timestamps"] = True  # the subtitle options are made of word times
     if args.no_timestamps:
         options["timestamps"] = False
     if args.max_len is not None:
@@ -371,6 +386,19 @@ def _decode_options(args) -> Dict[str, object]:
     if args.vad is not None:
         options["vad"] = args.vad
     return options
+
+
+def _subtitle_options(args) -> Dict[str, object]:
+    """The SRT/WebVTT options (output.render's keywords), as openai-whisper's CLI has them."""
+    return {"max_line_width": args.max_line_width, "max_line_count": args.max_line_count,
+            "highlight_words": args.highlight_words, "max_words_per_line": args.max_words_per_line}
+
+
+def _warn_subtitle_options(args) -> None:
+    if args.max_line_count and not args.max_line_width:
+        print("warning: --max-line-count has no effect without --max-line-width", file=sys.stderr)
+    if args.max_words_per_line and args.max_line_width:
+        print("warning: --max-words-per-line has no effect with --max-line-width", file=sys.stderr)
 
 
 def _output_formats(args) -> List[str]:
@@ -547,12 +575,12 @@ def _transcribe_one(model, inp: _Input, args, options, plan: "_Plan") -> None:
         if fmt == "json" and plan.several:
             sys.stdout.write(json_line(result, source=inp.name))
         elif not stream:
-            sys.stdout.write(render(result, fmt, source=inp.name))
+            sys.stdout.write(render(result, fmt, source=inp.name, **_subtitle_options(args)))
         sys.stdout.flush()
     else:
         stem = plan.names.stem(inp.stem)
         for f in plan.formats:
-            written.append(str(write(result, f, Path(f"{stem}.{f}"), source=inp.name)))
+            written.append(str(write(result, f, Path(f"{stem}.{f}"), source=inp.name, **_subtitle_options(args))))
     if not args.quiet:
         t = result.timings
         lang = result.language or "?"
@@ -579,6 +607,7 @@ def _transcribe(args) -> int:
     from .model import Model
 
     options = _decode_options(args)
+    _warn_subtitle_options(args)
     formats = _output_formats(args)
     out_dir = _output_dir(args)
     inputs, failures, several = _expand_inputs(args.files)

@@ -32,22 +32,32 @@ class Token:
 class Word:
     """A word with its time span (seconds) and probability (the mean of its tokens').
 
-    Present when the run asked for ``token_timestamps=True`` (the CLI's
-    ``--word-timestamps``). ``text`` has no surrounding white space; punctuation
-    stays attached to the word before it."""
+    Present when the run asked for ``word_timestamps=True`` (the CLI's
+    ``--word-timestamps``): times from the alignment heads' cross-attention and DTW, as
+    openai-whisper and faster-whisper compute them; words are in order, inside the audio,
+    start ≤ end. ``token_timestamps=True`` alone gives words with whisper.cpp's token
+    times instead (rougher). ``text`` has no surrounding white space; punctuation stays
+    attached to its word (closing marks to the word before, opening ones to the word after).
+    faster-whisper's name for the text, ``word``, works too (without its leading space)."""
 
     start: float
     end: float
     text: str
     probability: float
 
+    @property
+    def word(self) -> str:
+        """``text``, by faster-whisper's name."""
+        return self.text
+
 
 @dataclass(frozen=True)
 class Segment:
     """A stretch of transcript with its time span (seconds).
 
-    ``tokens`` and ``words`` are empty for segments delivered while the run is still
-    going (``segment_callback``, ``Model.transcribe_iter``)."""
+    With ``word_timestamps=True`` a segment spans its words: from the first word's start
+    to the last word's end. ``tokens`` and ``words`` are empty for segments delivered
+    while the run is still going (``segment_callback``, ``Model.transcribe_iter``)."""
 
     start: float
     end: float

@@ -22,11 +22,13 @@ from .formats import FORMATS, format_timestamp, json_line, render, txt_line
 __all__ = ["FORMATS", "format_timestamp", "json_line", "render", "txt_line", "write"]
 
 
-def write(result: Result, fmt: str, path: Union[str, os.PathLike], *, source: Optional[str] = None) -> Path:
-    """Write ``result`` as ``fmt`` to ``path`` (UTF-8, all or nothing: a crash leaves no half file)."""
+def write(result: Result, fmt: str, path: Union[str, os.PathLike], *, source: Optional[str] = None,
+          **subtitle_options) -> Path:
+    """Write ``result`` as ``fmt`` to ``path`` (UTF-8, all or nothing: a crash leaves no half file).
+    ``subtitle_options``: those of :func:`render` (``max_line_width``, ``highlight_words`` ...)."""
     from .._fsutil import atomic_write
 
-    text = render(result, fmt, source=source)
+    text = render(result, fmt, source=source, **subtitle_options)
     with atomic_write(path, overwrite=True) as f:
         f.write(text.encode("utf-8"))
     return Path(path)
