@@ -73,7 +73,7 @@ def whisper_cli():
 def wer(reference: str, hypothesis: str) -> float:
     import jiwer
 
-    from whisperx_native._textnorm import normalize
+    from speech import normalize
 
     return jiwer.wer(normalize(reference), normalize(hypothesis))
 

@@ -200,7 +200,7 @@ def normalize(text: str) -> str:
     """Case, punctuation, British/American spelling and digits aside: what WER compares."""
     import re
 
-    from whisperx_native._textnorm import normalize as base
+    from speech import normalize as base
 
     text = re.sub(r"\b\d{1,3}\b", lambda m: _say(int(m.group())), text)
     words = base(text.replace("-", " ")).split()

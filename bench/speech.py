@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import wave
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.append(str(REPO / "tests"))
+from _util import normalize  # noqa: E402,F401 - the tests' transcript normalisation, for WER here too
 JFK_WAV = REPO / "vendor" / "whisper.cpp" / "samples" / "jfk.wav"
 JFK_TEXT = ("And so my fellow Americans ask not what your country can do for you, "
             "ask what you can do for your country.")

@@ -38,12 +38,13 @@ import jiwer
 import numpy as np
 
 import whisperx_native as wn
-from whisperx_native._textnorm import normalize
 from whisperx_native.realtime import FINAL, PARTIAL, RingBuffer, SimulatedCapture, StreamingTranscriber
 from whisperx_native.realtime.vad import load_vad
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+from speech import normalize  # noqa: E402
 DATA = REPO / "tests" / "data"
 JFK_WAV = REPO / "vendor" / "whisper.cpp" / "samples" / "jfk.wav"
 JFK_TEXT = ("And so my fellow Americans ask not what your country can do for you, "

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import whisperx_native as wn
-from whisperx_native._textnorm import normalize
+from _util import normalize
 
 REPO = Path(__file__).resolve().parents[1]
 

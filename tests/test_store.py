@@ -16,7 +16,7 @@ import whisperx_native as wn
 from whisperx_native import _native
 from whisperx_native.models import cli, registry, store
 from whisperx_native.models.ggml_file import validate, vocab_offset
-from whisperx_native.models.synthetic import is_synthetic, write_synthetic
+from _synthetic import is_synthetic, write_synthetic
 
 from _util import run_python
 

@@ -19,7 +19,7 @@ import pytest
 
 import whisperx_native as wn
 from whisperx_native import threads
-from whisperx_native._textnorm import normalize
+from _util import normalize
 
 JFK = "ask not what your country can do for you"
 

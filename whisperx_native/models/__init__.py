@@ -5,6 +5,5 @@
 * :mod:`.store`: name → valid file in the cache (cache, download, conversion, quantization);
 * :mod:`.download`: resumable, verified HTTP(S) downloads;
 * :mod:`.quantize`: quantization with ggml's kernels;
-* :mod:`.synthetic`: random-weight models of real dimensions, for tests only;
 * :mod:`.cli`: the ``whisperx-native models`` subcommands.
 """

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Dict, List
 
+from ..convert.ct2 import CT2Model
+from ..convert.ct2_to_ggml import ct2_hparams
 from ..errors import ModelError
 
 __all__ = ["add_parser", "run"]
@@ -128,8 +130,6 @@ def _attempts_text(d: Dict) -> str:
 
 
 def _convert(args) -> int:
-    from ..convert.ct2 import CT2Model
-    from ..convert.ct2_to_ggml import ct2_hparams
     from . import registry, store
 
     name = args.name

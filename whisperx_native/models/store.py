@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import shutil
+import struct
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,17 +34,21 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .._fsutil import TEMP_SUFFIX, atomic_write, file_digest
+from ..convert import convert_ct2
+from ..convert.ct2 import CT2Model
+from ..convert.ct2_to_ggml import ct2_hparams
 from ..errors import ModelError
 from . import registry
 from .download import base_url as _base_url
 from .download import download, part_path
-from .ggml_file import validate
+from .ggml_file import read_header, validate, vocab_offset
+from .quantize import quantize_model
 
 log = logging.getLogger("whisperx_native.models")
 
 __all__ = ["cache_dir", "resolve_model_path", "install", "Installed", "Attempt", "installed_models", "measure_memory", "remove",
            "verify", "convert_packaged", "packaged_ct2_files", "CT2_PACKAGES", "DEFAULT_MODEL", "ENV_CACHE",
-           "ENV_OFFLINE", "looks_like_path"]
+           "ENV_OFFLINE", "looks_like_path", "is_synthetic", "SYNTHETIC_TOKEN_PREFIX", "CT2_SHA256"]
 
 #: The model the CLI uses when none is named.
 DEFAULT_MODEL = "base"
@@ -251,10 +256,22 @@ def _from_cache(spec: registry.ModelSpec, target: Path, force: bool) -> str:
     return str(target)
 
 
+#: The first bytes of every vocabulary token of the tests' synthetic models (random weights
+#: of a real architecture's dimensions, tests/_synthetic.py): never a usable model.
+SYNTHETIC_TOKEN_PREFIX = b"<synthetic>"
+
+
+def is_synthetic(path: "str | os.PathLike[str]") -> bool:
+    """True for a synthetic test model (reads its first vocabulary token only)."""
+    n_mels = read_header(path).hparams.n_mels
+    with open(path, "rb") as f:
+        f.seek(vocab_offset(n_mels) + 4)  # the token count, then the first token
+        (n,) = struct.unpack("<I", f.read(4))
+        return f.read(min(n, len(SYNTHETIC_TOKEN_PREFIX))) == SYNTHETIC_TOKEN_PREFIX
+
+
 def _check_usable(path: Path, spec: Optional[registry.ModelSpec] = None) -> None:
     """Valid, not synthetic, and (given ``spec``) of the model's dimensions and type."""
-    from .synthetic import is_synthetic
-
     info = validate(path)
     if spec is not None and info.hparams != spec.hparams:
         raise ModelError(f"{path.name} is not {spec.name}: its header says {info.model_type} "
@@ -276,8 +293,6 @@ def _download(spec: registry.ModelSpec, target: Path, url_base: Optional[str], o
 
 
 def _convert(spec: registry.ModelSpec, target: Path, ct2_dir) -> str:
-    from ..convert import convert_ct2
-
     if ct2_dir is not None:
         _check_ct2_arch(spec, Path(ct2_dir))
         convert_ct2(ct2_dir, target, overwrite=True)
@@ -290,9 +305,6 @@ def _convert(spec: registry.ModelSpec, target: Path, ct2_dir) -> str:
 
 
 def _check_ct2_arch(spec: registry.ModelSpec, ct2_dir: Path) -> None:
-    from ..convert.ct2 import CT2Model
-    from ..convert.ct2_to_ggml import ct2_hparams
-
     model_bin = ct2_dir / "model.bin"
     if not model_bin.is_file():
         raise ModelError(f"'{ct2_dir}' has no model.bin: not a CTranslate2 model directory")
@@ -305,8 +317,6 @@ def _check_ct2_arch(spec: registry.ModelSpec, ct2_dir: Path) -> None:
 
 def _quantize(spec: registry.ModelSpec, target: Path, cache: Path, url_base, ct2_dir, offline, progress,
               timeout, lock_timeout) -> str:
-    from .quantize import quantize_model
-
     assert spec.base_name is not None and spec.quant is not None
     try:
         base = install(spec.base_name, cache=cache, base_url=url_base, ct2_dir=ct2_dir, offline=offline,
@@ -441,8 +451,6 @@ def _package_file(package: str, rel: str) -> Path:
 
 def convert_packaged(name: str, target: Path, *, overwrite: bool = False) -> Path:
     """Convert the CTranslate2 model an installed package carries for ``name`` into ``target``."""
-    from ..convert import convert_ct2
-
     parts = packaged_ct2_files(name)
     target.parent.mkdir(parents=True, exist_ok=True)
     if len(parts) == 1:

@@ -1,40 +1,31 @@
-"""Synthetic models -- FOR TESTS ONLY.
+"""Synthetic models for the tests (not part of the installed package).
 
 Valid whisper.cpp files with the exact hyperparameters of a real architecture
 (small, medium, large...) but seeded random weights, so that load paths and the
 memory figures of big models can be tested where their real weights cannot be
 had. They transcribe nothing useful. Every vocabulary token carries
-:data:`SYNTHETIC_TOKEN_PREFIX`, which :func:`is_synthetic` checks, and the model
-store refuses such files: they are never offered as usable models.
+``models.store.SYNTHETIC_TOKEN_PREFIX``, which ``store.is_synthetic`` checks, and the
+model store refuses such files: they are never offered as usable models.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import struct
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from .._fsutil import atomic_write
-from ..convert.mel import mel_filters
-from ..errors import ModelError
-from .ggml_file import (
-    F16,
-    MIN_VOCAB_TOKENS,
-    WHISPER_N_FFT_BINS,
-    GGMLWriter,
-    expected_tensors,
-    read_header,
-    validate,
-)
-from .registry import ARCHS, QUANT_TYPES, ftype_of
+from whisperx_native._fsutil import atomic_write
+from whisperx_native.convert.mel import mel_filters
+from whisperx_native.errors import ModelError
+from whisperx_native.models.ggml_file import F16, MIN_VOCAB_TOKENS, GGMLWriter, expected_tensors, validate
+from whisperx_native.models.quantize import quantize_matrix
+from whisperx_native.models.registry import ARCHS, QUANT_TYPES, ftype_of
+from whisperx_native.models.store import SYNTHETIC_TOKEN_PREFIX, is_synthetic  # noqa: F401 - for the tests
 
 __all__ = ["write_synthetic", "is_synthetic", "SYNTHETIC_TOKEN_PREFIX"]
-
-SYNTHETIC_TOKEN_PREFIX = b"<synthetic>"
 
 # A pool of random values that tensors are cut from at random offsets: much
 # faster than drawing every weight of a large model (medium has 769M).
@@ -54,8 +45,6 @@ def write_synthetic(path: "str | os.PathLike[str]", arch: str, quant: Optional[s
                     seed: int = 0, overwrite: bool = False) -> Path:
     """Write a synthetic model of architecture ``arch`` (a key of registry.ARCHS),
     F16 or quantized as ``quant``, atomically, and return its path."""
-    from .quantize import quantize_matrix  # needs the compiled extension
-
     if arch not in ARCHS:
         raise ModelError(f"unknown architecture {arch!r}")
     hp = ARCHS[arch]
@@ -86,11 +75,3 @@ def write_synthetic(path: "str | os.PathLike[str]", arch: str, quant: Optional[s
         writer.finish()
     return Path(path)
 
-
-def is_synthetic(path: "str | os.PathLike[str]") -> bool:
-    """True for a file written by :func:`write_synthetic` (reads its first token only)."""
-    n_mels = read_header(path).hparams.n_mels
-    with open(path, "rb") as f:
-        f.seek(4 + 44 + 8 + 4 * n_mels * WHISPER_N_FFT_BINS + 4)  # to the first vocabulary entry
-        (n,) = struct.unpack("<I", f.read(4))
-        return f.read(min(n, len(SYNTHETIC_TOKEN_PREFIX))) == SYNTHETIC_TOKEN_PREFIX
