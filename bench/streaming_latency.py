@@ -39,7 +39,7 @@ import numpy as np
 
 import whisperx_native as wn
 from whisperx_native.realtime import FINAL, PARTIAL, RingBuffer, SimulatedCapture, StreamingTranscriber
-from whisperx_native.realtime.vad import load_vad
+from whisperx_native.vad import load_vad
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent

@@ -279,7 +279,7 @@ def case_model(rng: random.Random, w: World) -> str:
 def case_vad(rng: random.Random, w: World) -> str:
     import whisperx_native as wn
     from whisperx_native import _native
-    from whisperx_native.realtime.vad import load_vad
+    from whisperx_native.vad import load_vad
 
     original = w.vad_path.read_bytes()
     data, what = _mutate_file(rng, w.vad_layout, original)
@@ -740,7 +740,7 @@ if __name__ == "__main__":
     else:  # reproduce cases by id, in this process
         sys.path.insert(0, str(Path(__file__).parent))
         from conftest import _converted  # noqa: E402
-        from whisperx_native.realtime.vad import default_vad_model  # noqa: E402
+        from whisperx_native.vad import default_vad_model  # noqa: E402
 
         cache = Path(os.environ.get("WHISPERX_NATIVE_TEST_CACHE") or Path.home() / ".cache" / "whisperx_native-tests")
         from _util import JFK_WAV  # noqa: E402

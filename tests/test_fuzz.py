@@ -38,7 +38,7 @@ import pytest
 
 from _fuzz_cases import CATEGORIES, MARK
 from _util import JFK_WAV
-from whisperx_native.realtime.vad import default_vad_model
+from whisperx_native.vad import default_vad_model
 
 HERE = Path(__file__).resolve().parent
 #: Default cases per category: the cheap ones get more.

@@ -19,7 +19,7 @@ from _util import run_python
 from whisperx_native import _native
 from whisperx_native.cancel import CancelToken
 from whisperx_native.realtime import RingBuffer
-from whisperx_native.realtime.vad import default_vad_model, validate_vad_model
+from whisperx_native.vad import default_vad_model, validate_vad_model
 from whisperx_native.validation import PROMPT_MAX_BYTES, bound_prompt
 
 

@@ -1,5 +1,5 @@
 """Long-form decoding: Silero VAD, chunks of at most one window, transcribed in parallel on
-states of one model, times mapped back to the file (model.py, vad_filter.py)."""
+states of one model, times mapped back to the file (model.py, vad/chunks.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 import whisperx_native as wn
 from whisperx_native import _native
 from whisperx_native.models.store import preferred_variant
-from whisperx_native.vad_filter import Chunk, TimeMap, plan_chunks
+from whisperx_native.vad import Chunk, TimeMap, plan_chunks
 from _util import normalize
 
 SR = wn.SAMPLE_RATE

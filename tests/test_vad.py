@@ -8,7 +8,7 @@ import pytest
 from whisperx_native._native import VadContext
 from whisperx_native.errors import BusyError, ClosedError, ModelError
 from whisperx_native.realtime import StreamingVad, default_vad_model, validate_vad_model
-from whisperx_native.realtime.vad import load_vad
+from whisperx_native.vad import load_vad
 
 SR = 16000
 

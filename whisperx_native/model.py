@@ -20,7 +20,7 @@ import numpy as np
 from . import _native, features
 from .audio import SAMPLE_RATE, AudioLike, as_samples
 from .cancel import CancelToken
-from .vad_filter import plan_chunks, remap_segment
+from .vad import load_vad, plan_chunks, remap_segment
 from .errors import ClosedError, OptionError
 from .validation import check_bool, check_call, check_int, check_path
 from .models import ggml_file
@@ -538,9 +538,8 @@ def _use_chunks(opts: DecodeOptions, audio_s: float) -> bool:
 
 
 def _speech_segments(samples, opts):
-    """Speech segments (seconds) of ``samples`` by Silero VAD."""
-    from .realtime.vad import load_vad  # validates the Silero file: whisper.cpp trusts its input
-
+    """Speech segments (seconds) of ``samples`` by Silero VAD (load_vad validates the file
+    first: whisper.cpp trusts its input)."""
     vad, _info = load_vad(opts.vad_model, n_threads=1)
     try:
         return vad.segments(samples, **{**CHUNK_VAD, **dict(opts.vad_parameters)})

@@ -15,7 +15,7 @@ from .governor import LatencyGovernor
 from .ringbuffer import RingBuffer, to_mono_float32
 from .sources import SimulatedCapture, microphone, to_capture_format
 from .transcriber import StreamingTranscriber
-from .vad import StreamingVad, VadBoundary, default_vad_model, load_vad, validate_vad_model
+from ..vad import StreamingVad, VadBoundary, default_vad_model, load_vad, validate_vad_model
 
 __all__ = [
     "RingBuffer", "StreamingTranscriber", "StreamEvent", "StreamingVad", "VadBoundary", "LatencyGovernor",

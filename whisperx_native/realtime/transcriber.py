@@ -54,7 +54,7 @@ from ..result import Segment
 from .events import DEGRADED, FINAL, OVERFLOW, PARTIAL, RECOVERED, StreamEvent
 from .governor import LatencyGovernor
 from .ringbuffer import RingBuffer
-from .vad import StreamingVad
+from ..vad import StreamingVad
 
 __all__ = ["StreamingTranscriber"]
 
@@ -115,7 +115,7 @@ class StreamingTranscriber:
     ``engine`` is a :class:`~whisperx_native.Model` or a
     :class:`~whisperx_native.WhisperManager` (which adds the smaller-model
     downgrade). ``vad=True`` cuts utterances with Silero (``vad_model`` defaults to
-    :func:`~whisperx_native.realtime.vad.default_vad_model`); ``vad=False`` runs a
+    :func:`~whisperx_native.vad.default_vad_model`); ``vad=False`` runs a
     sliding window of ``max_utterance_s`` seconds over all audio, re-transcribed
     every ``step_s`` for partials.
 

@@ -1,5 +1,5 @@
-"""Voice-activity detection for streams: Silero (whisper.cpp's VAD runtime) plus the
-policy that turns per-frame speech probabilities into utterances.
+"""Voice-activity detection for streams: Silero (whisper.cpp's VAD runtime, loaded by
+:mod:`.silero`) plus the policy that turns per-frame speech probabilities into utterances.
 
 ``VadContext`` (the Cython layer) runs the network; :class:`StreamingVad` feeds it
 whole 32 ms frames as audio arrives (the LSTM state carries over between calls),
@@ -21,61 +21,14 @@ from __future__ import annotations
 import os
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
 from ..audio import SAMPLE_RATE
-from ..errors import ModelError
+from .silero import load_vad
 
-__all__ = ["VadModelInfo", "StreamingVad", "VadBoundary", "default_vad_model", "validate_vad_model", "load_vad"]
-
-_ENV = "WHISPERX_NATIVE_VAD_MODEL"
-_FILE = "silero-v6.2.0-ggml.bin"
-_PACKAGE_DIR = Path(__file__).resolve().parent
-#: whisper.cpp's source tree carries a working Silero v6.2.0 model (0.9 MB).
-_VENDORED = _PACKAGE_DIR.parents[1] / "vendor" / "whisper.cpp" / "models" / "for-tests-silero-v6.2.0-ggml.bin"
-
-
-@dataclass(frozen=True)
-class VadModelInfo:
-    path: Path
-    model_type: str        # "silero-16k"
-    version: str           # "6.2.0"
-    frame_samples: int     # samples per probability (512 at 16 kHz: 32 ms)
-
-
-def default_vad_model() -> Path:
-    """The Silero model to use when none is given: ``$WHISPERX_NATIVE_VAD_MODEL``, a copy
-    installed beside this module, or the one in the whisper.cpp source tree (checkouts
-    and editable installs)."""
-    env = os.environ.get(_ENV)
-    if env:
-        return Path(env)
-    for candidate in (_PACKAGE_DIR / _FILE, _VENDORED):
-        if candidate.is_file():
-            return candidate
-    raise ModelError(f"no Silero VAD model found: pass vad_model=path/to/ggml-silero-v6.2.0.bin or set {_ENV} "
-                     "(whisper.cpp's models/download-vad-model.sh fetches one)")
-
-
-def validate_vad_model(path: Union[str, os.PathLike]) -> VadModelInfo:
-    """Check a Silero ggml file completely — header, layer sizes, every tensor's name,
-    shape, type and extent — before whisper.cpp reads it (it trusts its input)."""
-    from ..models.vad_file import validate_vad
-    from ..validation import check_path
-
-    info = validate_vad(check_path(path, "vad_model"))
-    return VadModelInfo(Path(info.path), info.model_type, info.version, info.n_window)
-
-
-def load_vad(path: Union[str, os.PathLike, None] = None, n_threads: int = 1):
-    """A validated native ``VadContext`` and its model info."""
-    from .._native import VadContext
-
-    info = validate_vad_model(path if path is not None else default_vad_model())
-    return VadContext(str(info.path), n_threads=n_threads), info
+__all__ = ["StreamingVad", "VadBoundary"]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .audio import SAMPLE_RATE
+from ..audio import SAMPLE_RATE
 
 GAP_S = 0.1  # silence between joined segments, so words of two segments do not run together
 KEEP_PAUSE_S = 0.0  # pauses shorter than this stay in a chunk as they are
