@@ -21,6 +21,7 @@ Pure Python on the native layer's raw tuples; no native state here.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
 import string
@@ -255,11 +256,14 @@ def _clean(text: str) -> str:
 
 
 # ----------------------------------------------------------------------------- promises
-def finish(segments: List[Segment], audio_s: float) -> List[Segment]:
+def finish(segments: List[Segment], audio_s: float, samples: Optional[np.ndarray] = None) -> List[Segment]:
     """The segments with their words inside [0, ``audio_s``], each start ≤ its end, in
     order without overlap (a word that starts before the previous one ends cuts that one
     short; one that starts before the previous one starts follows it), times rounded to
-    the millisecond; a segment with words spans exactly its first to its last word."""
+    the millisecond; a segment with words spans exactly its first to its last word.
+
+    With ``samples`` (the audio, 16 kHz), word boundaries next to a pause are first moved
+    onto the pause's edges (:func:`snap_to_pauses`)."""
     limit = math.floor(max(0.0, audio_s) * 1000) / 1000
     out: List[Segment] = []
     prev: Optional[list] = None  # [start, end] of the last word placed (mutable: may be cut)
@@ -278,6 +282,8 @@ def finish(segments: List[Segment], audio_s: float) -> List[Segment]:
             prev = [s, e, w]
             spans.append(prev)
         placed.append((seg, spans))
+    if samples is not None:
+        snap_to_pauses([span for _seg, spans in placed for span in spans], samples)
     for seg, spans in placed:
         if not spans:
             out.append(seg)
@@ -289,6 +295,96 @@ def finish(segments: List[Segment], audio_s: float) -> List[Segment]:
 
 def _ms(t: float) -> float:
     return round(float(t), 3)
+
+
+# ----------------------------------------------------------------------------- pauses
+#: Frames of the loudness envelope (10 ms at 16 kHz).
+_HOP = 160
+#: A pause: at least this long below the speech threshold (a stop consonant's closure is shorter).
+MIN_PAUSE_S = 0.15
+#: A word boundary this close to a pause (seconds) is moved onto it.
+SNAP_S = 0.35
+
+
+def pauses(samples: np.ndarray, min_pause_s: float = MIN_PAUSE_S) -> List[Tuple[float, float]]:
+    """(start, end) seconds of the pauses in ``samples`` (16 kHz): stretches of at least
+    ``min_pause_s`` whose 10 ms loudness stays below the speech threshold; the silence
+    before the audio's first sound and after its last count at any length.
+
+    The threshold follows the recording: 10 dB above the noise floor (the quietest frame
+    within 0.2 s, taken on the louder side: a floor of digital silence next to a stretch
+    of background noise does not make the noise speech), at least 35 dB and at most 20 dB
+    under the speech level (the loudest frame within ±5 s). Noise less than 20 dB under
+    the speech is speech here: such a recording has no pauses to snap to."""
+    x = np.asarray(samples, dtype=np.float32)
+    n = x.size // _HOP
+    if n == 0:
+        return [(0.0, x.size / 16000)]
+    db = np.maximum(10 * np.log10(np.square(x[:n * _HOP].reshape(n, _HOP)).mean(axis=1) + 1e-10), -90.0)
+    w = 20  # frames: 0.2 s
+    left = _running(np.pad(db, (w, 0), mode="edge"), w + 1, np.minimum)
+    right = _running(np.pad(db, (0, w), mode="edge"), w + 1, np.minimum)
+    level = _running(np.pad(db, 500, mode="edge"), 1001, np.maximum)
+    threshold = np.minimum(np.maximum(np.maximum(left, right) + 10.0, level - 35.0), level - 20.0)
+    quiet = db < threshold
+    loud = np.diff(np.concatenate([[0], (~quiet).astype(np.int8), [0]]))
+    for first, end in zip(np.flatnonzero(loud == 1), np.flatnonzero(loud == -1)):
+        if end - first == 1 and first > 0 and end < n:  # a click of one frame is no speech
+            quiet[first:end] = True
+    edges = np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]]))
+    out: List[Tuple[float, float]] = []
+    for first, end in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):  # quiet frames [first, end)
+        if first == 0 or end == n or end - first >= min_pause_s * 100:
+            out.append((first * _HOP / 16000, end * _HOP / 16000))
+    return out
+
+
+def _running(x: np.ndarray, k: int, op) -> np.ndarray:
+    """``op.reduce(x[i:i + k])`` for every i (van Herk / Gil-Werman: O(n) time and memory;
+    ``op`` is np.minimum or np.maximum)."""
+    n = x.size
+    fill = np.inf if op is np.minimum else -np.inf
+    blocks = np.concatenate([x, np.full(-n % k, fill, dtype=x.dtype)]).reshape(-1, k)
+    prefix = op.accumulate(blocks, axis=1).ravel()
+    suffix = op.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].ravel()
+    i = np.arange(n - k + 1)
+    return op(suffix[i], prefix[i + k - 1])
+
+
+def snap_to_pauses(spans: List[list], samples: np.ndarray, snap_s: float = SNAP_S) -> None:
+    """Move word boundaries next to a pause onto its edges, in place (``spans``: [start,
+    end, ...] of the words, in order and not overlapping).
+
+    DTW puts the boundary between two words with a pause between them anywhere near the
+    pause: the word before is stretched over the silence, the word after starts in it, or
+    late. Each pause goes to the nearest word boundary (the stretch between one word's end
+    and the next one's start; before the first word and after the last one too) within
+    ``snap_s``; the word before then ends where the pause starts, the word after starts
+    where it ends. A word is never turned inside out, and only boundaries next to a pause
+    move."""
+    if not spans:
+        return
+    n = len(spans)
+    # boundary k: between spans[k-1] and spans[k] (k = 0: before the first; k = n: after the last)
+    lows = [spans[0][0]] + [spans[k - 1][1] for k in range(1, n + 1)]
+    highs = [spans[k][0] for k in range(n)] + [spans[-1][1]]
+    claims: dict = {}  # boundary -> its pause (the longest of those nearest to it)
+    for g0, g1 in pauses(samples):
+        best, best_d = None, snap_s
+        for k in range(bisect.bisect_left(highs, g0 - snap_s), min(n + 1, bisect.bisect_right(lows, g1 + snap_s))):
+            d = max(0.0, lows[k] - g1, g0 - highs[k])  # 0: the pause meets the boundary
+            if d < best_d or (best is None and d == best_d):
+                best, best_d = k, d
+        if best is not None and (best not in claims or g1 - g0 > claims[best][1] - claims[best][0]):
+            claims[best] = (g0, g1)
+    for k, (g0, g1) in sorted(claims.items()):
+        before = spans[k - 1] if k > 0 else None
+        after = spans[k] if k < n else None
+        moves_after = after is not None and g1 < after[1]
+        if before is not None and g0 > before[0]:
+            before[1] = g0 if moves_after or after is None else min(g0, after[0])
+        if moves_after:
+            after[0] = g1 if before is None else max(g1, before[1])
 
 
 # ----------------------------------------------------------------------------- token times
