@@ -330,3 +330,25 @@ def test_soak_load_unload_switch_cycles_do_not_leak(tiny_en_ggml, base_ggml):
     print(f"soak: {r['calls']} transcriptions, RSS growth {growth:.2f} MB")
     assert r["calls"] == 550
     assert growth <= 5.0
+
+
+def test_event_kinds_are_enforced_and_cover_every_emitted_kind():
+    """EVENT_KINDS is the list a listener can rely on: the Emitter refuses another kind,
+    and every kind manager.py emits is on it."""
+    import ast
+    import inspect
+
+    from whisperx_native.manager import events, manager
+
+    got = []
+    emit = events.Emitter(got.append)
+    emit("loaded", "tiny.en", load_ms=1.0)
+    assert [e.kind for e in got] == ["loaded"]
+    with pytest.raises(wn.UsageError, match="unknown manager event kind"):
+        emit("exploded", "tiny.en")
+    emitted = {node.args[0].value for node in ast.walk(ast.parse(inspect.getsource(manager)))
+               if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "_emit"
+               and node.args and isinstance(node.args[0], ast.Constant)}
+    assert emitted and emitted <= set(events.EVENT_KINDS)
+    assert {"downgraded", "upgraded"} <= set(events.EVENT_KINDS)  # emitted by name in _change
+    assert events.WARNING_KINDS <= set(events.EVENT_KINDS)

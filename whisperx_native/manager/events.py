@@ -7,11 +7,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Optional
 
+from ..errors import UsageError
+
 log = logging.getLogger("whisperx_native.manager")
 
-#: loaded, unloaded, switched, switch_failed, downgraded, upgraded, over_budget, load_failed
+#: Every kind an Event can have (the Emitter refuses others: a listener can rely on the list).
 EVENT_KINDS = ("loaded", "unloaded", "switched", "switch_failed", "downgraded", "upgraded",
                "over_budget", "load_failed")
+#: The kinds logged as warnings (the others at INFO).
+WARNING_KINDS = frozenset({"over_budget", "load_failed", "switch_failed", "downgraded"})
 
 
 @dataclass(frozen=True)
@@ -32,9 +36,10 @@ class Emitter:
         self.callback = callback
 
     def __call__(self, kind: str, model: Optional[str], **detail) -> Event:
+        if kind not in EVENT_KINDS:
+            raise UsageError(f"unknown manager event kind {kind!r}; one of {', '.join(EVENT_KINDS)}")
         event = Event(kind, model, detail)
-        level = logging.WARNING if kind in ("over_budget", "load_failed", "switch_failed", "downgraded") \
-            else logging.INFO
+        level = logging.WARNING if kind in WARNING_KINDS else logging.INFO
         log.log(level, "%s: %s %s", kind, model, detail or "")
         if self.callback is not None:
             try:
