@@ -21,7 +21,7 @@ from whisperx_native.manager.memory import process_rss
 from whisperx_native.models.store import resolve_model_path
 
 REPO = Path(__file__).resolve().parent.parent
-JFK = wn.read_wav(REPO / "vendor" / "whisper.cpp" / "samples" / "jfk.wav")
+JFK = wn.load_audio(REPO / "vendor" / "whisper.cpp" / "samples" / "jfk.wav")
 
 
 def first_call(preload: bool, model: str) -> float:

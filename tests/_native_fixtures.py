@@ -11,7 +11,7 @@ from _util import JFK_WAV
 
 @pytest.fixture(scope="session")
 def jfk_samples() -> np.ndarray:
-    return wn.read_wav(JFK_WAV)
+    return wn.load_audio(JFK_WAV)
 
 
 @pytest.fixture(scope="session")

@@ -62,7 +62,7 @@ def test_wav_pcm16_and_float32_read_the_same(tmp_path):
     x = (np.sin(np.arange(16000) / 10) * 0.5).astype(np.float32)
     pcm = _wav(tmp_path / "a.wav", (x * 32767).astype("<i2").tobytes())
     flt = _float_wav(tmp_path / "b.wav", x)
-    a, b = wn.read_wav(pcm), wn.read_wav(flt)
+    a, b = wn.load_audio(pcm), wn.load_audio(flt)
     assert a.dtype == b.dtype == np.float32
     np.testing.assert_allclose(a, x, atol=1e-4)
     np.testing.assert_array_equal(b, x)
@@ -80,7 +80,7 @@ def test_wav_variants_decode_to_16k_mono(tmp_path, kwargs):
     if width == 1:
         pcm += 128                                     # 8-bit WAV is unsigned
     raw = np.repeat(pcm, channels).astype("<i8").view(np.uint8).reshape(-1, 8)[:, :width].tobytes()
-    samples = wn.read_wav(_wav(tmp_path / "x.wav", raw, rate=rate, channels=channels, width=width))
+    samples = wn.load_audio(_wav(tmp_path / "x.wav", raw, rate=rate, channels=channels, width=width))
     assert samples.dtype == np.float32 and samples.ndim == 1
     assert abs(samples.size - 16000) <= 2
     ref = (0.5 * np.sin(2 * np.pi * 440 * np.arange(samples.size) / 16000)).astype(np.float32)
@@ -112,7 +112,7 @@ def test_float_wav_with_nan_is_refused(tmp_path):
     x = np.zeros(1600, np.float32)
     x[5] = np.nan
     with pytest.raises(wn.AudioError, match="NaN"):
-        wn.read_wav(_float_wav(tmp_path / "nan.wav", x))
+        wn.load_audio(_float_wav(tmp_path / "nan.wav", x))
 
 
 def test_one_rule_for_sample_types_and_channels():
@@ -134,3 +134,10 @@ def test_one_rule_for_sample_types_and_channels():
     for convert in (as_samples, to_mono_float32, to_float32, lambda a: _resampled(a, 8000)):
         with pytest.raises(wn.AudioError, match="dtype int32"):
             convert(np.zeros(4000, np.int32))
+
+
+def test_read_wav_is_a_deprecated_name_of_load_audio(tmp_path):
+    path = _wav(tmp_path / "x.wav", np.zeros(1600, "<i2").tobytes())
+    with pytest.warns(DeprecationWarning, match="use load_audio"):
+        old = wn.read_wav(path)
+    np.testing.assert_array_equal(old, wn.load_audio(path))

@@ -103,7 +103,7 @@ def test_idle_unload_gives_memory_back(tiny_en_ggml):
     from whisperx_native.manager import WhisperManager
     from whisperx_native.manager.memory import process_rss
     import whisperx_native as wn
-    samples = wn.read_wav({str(JFK_WAV)!r})
+    samples = wn.load_audio({str(JFK_WAV)!r})
     m = WhisperManager({str(tiny_en_ggml)!r}, idle_timeout=0.2, auto_downgrade=False, memory_budget=None)
     before = process_rss()
     m.transcribe(samples, preset="fast")
@@ -302,7 +302,7 @@ def test_soak_load_unload_switch_cycles_do_not_leak(tiny_en_ggml, base_ggml):
     import whisperx_native as wn
     from whisperx_native.manager import WhisperManager
     from whisperx_native.manager.memory import process_rss, release_free_heap
-    jfk = wn.read_wav({str(JFK_WAV)!r})[: 16000 * 2]
+    jfk = wn.load_audio({str(JFK_WAV)!r})[: 16000 * 2]
     models = [{str(tiny_en_ggml)!r}, {str(base_ggml)!r}]
     m = WhisperManager(models[0], idle_timeout=None, auto_downgrade=False, memory_budget=None)
     def cycle(i):

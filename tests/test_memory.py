@@ -13,7 +13,7 @@ def test_memory_report_matches_rss_growth(tiny_en_ggml):
     import json, psutil
     import whisperx_native as wn
     from whisperx_native import _native
-    samples = wn.read_wav({str(JFK_WAV)!r})
+    samples = wn.load_audio({str(JFK_WAV)!r})
     opts = wn.DecodeOptions(n_threads=2, beam_size=1, language="en", temperature_increment=0.0)
     proc = psutil.Process()
     rss0 = proc.memory_info().rss

@@ -183,8 +183,13 @@ def _open_regular(path):
         os.close(fd)
         raise
     return f, p, st.st_size
-#: Kept for code written when only WAV was read: the same as :func:`load_audio`.
-read_wav = load_audio
+def read_wav(path: Union[str, os.PathLike]) -> np.ndarray:
+    """Deprecated: :func:`load_audio`'s old name (from when only WAV was read)."""
+    import warnings
+
+    warnings.warn("whisperx_native.read_wav is deprecated: use load_audio (the same function)",
+                  DeprecationWarning, stacklevel=2)
+    return load_audio(path)
 
 
 #: Sample rates a file may declare: below 1 kHz is no recording (a 2 Hz header turned
