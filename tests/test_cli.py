@@ -270,21 +270,27 @@ def test_info():
     assert d["audio"]["soundfile"] and d["audio"]["soxr"] and d["audio"]["av"]
 
 
-def test_models_subcommand_is_wired_when_the_store_provides_it():
-    from whisperx_native import cli as cli_module
-
-    models_cli = cli_module._models_cli()
+def test_every_subcommand_is_wired():
     help_text = cli("--help").stdout
-    if models_cli is None:
-        assert " models " not in help_text
-    else:
-        assert "models" in help_text
-        assert cli("models", "--help").returncode == 0
-    if cli_module._batch_cli() is None:
-        assert " batch " not in help_text
-    else:
-        assert "batch" in help_text
-        assert cli("batch", "--help").returncode == 0
+    for command in ("transcribe", "models", "batch", "convert", "info"):
+        assert command in help_text
+        assert cli(command, "--help").returncode == 0
+
+
+def test_the_conversion_commands_share_one_overwrite_flag(tiny_en_ct2_dir, tmp_path):
+    """--overwrite everywhere (the API's keyword, as batch's), --force the alias of the main
+    CLI's old spelling, -f the module's old short form."""
+    dst = tmp_path / "t.bin"
+    assert cli("convert", tiny_en_ct2_dir, dst).returncode == 0
+    taken = cli("convert", tiny_en_ct2_dir, dst)
+    assert taken.returncode != 0 and "already exists" in taken.stderr
+    for flag in ("--overwrite", "--force"):
+        assert cli("convert", tiny_en_ct2_dir, dst, flag).returncode == 0
+    from whisperx_native.convert.__main__ import main as convert_main
+
+    for flag in ("--overwrite", "--force", "-f"):
+        assert convert_main([str(tiny_en_ct2_dir), str(dst), flag]) == 0
+    assert "--overwrite" in cli("convert", "--help").stdout
 
 
 # ---------------------------------------------------------------------------- habits of other tools (issue 16)

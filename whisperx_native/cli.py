@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import importlib
 import json
 import logging
 import os
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from .errors import AudioError, Cancelled, WhisperError
+from .models import cli as models_cli
 from .output.formats import FORMATS
 
 EXIT_OK, EXIT_FILE_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_PIPE = 0, 1, 2, 130, 141
@@ -184,27 +184,6 @@ def _format_list(value: str) -> List[str]:
     return list(dict.fromkeys(names))
 
 
-def _optional_cli(module: str):
-    """``whisperx_native.<module>`` (a CLI part with add_parser/run), or None when not installed."""
-    name = f"{__package__}.{module}"
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name is None or not name.startswith(exc.name):
-            raise  # a real bug inside it (a missing dependency of it), not its absence
-        return None
-
-
-def _models_cli():
-    """The model store's ``models`` commands, when that package part is installed."""
-    return _optional_cli("models.cli")
-
-
-def _batch_cli():
-    """The ``batch`` command (whisperx_native.batch), when that package part is installed."""
-    return _optional_cli("batch.cli")
-
-
 def _version() -> str:
     from . import __version__
 
@@ -216,7 +195,8 @@ def _version() -> str:
         return f"whisperx-native {__version__}"
 
 
-def _parser(models_cli, batch_cli=None) -> argparse.ArgumentParser:
+def _parser() -> argparse.ArgumentParser:
+    from .batch import cli as batch_cli  # it imports this module: imported here, when it is used
     from .models.store import DEFAULT_MODEL
 
     ap = argparse.ArgumentParser(prog="whisperx-native", description="Whisper speech recognition on whisper.cpp")
@@ -285,15 +265,13 @@ def _parser(models_cli, batch_cli=None) -> argparse.ArgumentParser:
                    help="write DIR/NAME.FMT per file and format (default: print to stdout)")
     t.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no per-file summary")
 
-    if models_cli is not None:
-        models_cli.add_parser(sub)
-    if batch_cli is not None:
-        batch_cli.add_parser(sub)
+    models_cli.add_parser(sub)
+    batch_cli.add_parser(sub)
 
     c = sub.add_parser("convert", parents=[verbose], help="convert a CTranslate2 (faster-whisper) model to ggml")
-    c.add_argument("src", help="CTranslate2 model directory (model.bin, config.json, vocabulary)")
-    c.add_argument("dst", help="output ggml file")
-    c.add_argument("--force", action="store_true", help="overwrite an existing output")
+    from .convert.__main__ import add_arguments as convert_arguments
+
+    convert_arguments(c)
 
     i = sub.add_parser("info", parents=[verbose], help="version, whisper.cpp build, CPU features, decoders")
     i.add_argument("--json", action="store_true", help="machine-readable")
@@ -666,7 +644,7 @@ def _report(message: str, verbose: bool) -> None:
 def _convert(args) -> int:
     from .convert import convert_ct2
 
-    out = convert_ct2(args.src, args.dst, overwrite=args.force)
+    out = convert_ct2(args.src, args.dst, overwrite=args.overwrite)
     print(out)
     return EXIT_OK
 
@@ -739,17 +717,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         except UsageError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
-        models_cli, batch_cli = _models_cli(), _batch_cli()
-        args = _parser(models_cli, batch_cli).parse_args(argv)
+        args = _parser().parse_args(argv)
         verbose = args.verbose
         logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(name)s: %(message)s")
         if not verbose:
             logging.getLogger("whisperx_native.native").setLevel(logging.ERROR)
-        commands = {"transcribe": _transcribe, "convert": _convert, "info": _info}
-        if models_cli is not None:
-            commands["models"] = models_cli.run
-        if batch_cli is not None:
-            commands["batch"] = batch_cli.run
+        from .batch import cli as batch_cli
+
+        commands = {"transcribe": _transcribe, "convert": _convert, "info": _info, "models": models_cli.run,
+                    "batch": batch_cli.run}
         code = commands[args.command](args)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
         return code

@@ -14,15 +14,18 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on how it was r
         "or use an editable install (pip install -e .)."
     ) from None
 
-from ._core import (  # noqa: F401
-    SAMPLE_RATE,
+from ._core import (  # noqa: E402 - after the check above
     MAX_DECODERS,
+    SAMPLE_RATE,
     Context,
     State,
+    VadContext,  # vad.pxi
     build_info,
-    languages,
     lang_id,
+    languages,
     system_info,
     version,
 )
-from ._core import VadContext  # noqa: F401,E402  (vad.pxi)
+
+__all__ = ["MAX_DECODERS", "SAMPLE_RATE", "Context", "State", "VadContext", "build_info", "lang_id", "languages",
+           "system_info", "version"]

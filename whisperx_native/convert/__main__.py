@@ -12,14 +12,21 @@ from ..models.ggml_file import validate
 from .ct2_to_ggml import convert_ct2
 
 
+def add_arguments(parser: argparse.ArgumentParser, *short: str) -> None:
+    """The conversion's arguments, for this module and ``whisperx-native convert`` alike:
+    ``--overwrite`` (the API's keyword, as ``batch --overwrite``), ``--force`` an alias."""
+    parser.add_argument("src", help="CTranslate2 model directory (model.bin, config.json, vocabulary)")
+    parser.add_argument("dst", help="output ggml .bin file")
+    parser.add_argument(*short, "--overwrite", "--force", dest="overwrite", action="store_true",
+                        help="replace DST if it exists (--force: the same)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m whisperx_native.convert",
         description="Convert a CTranslate2 (faster-whisper) Whisper model to a whisper.cpp ggml file (F16).",
     )
-    parser.add_argument("src", help="CTranslate2 model directory (model.bin + vocabulary)")
-    parser.add_argument("dst", help="output ggml .bin file")
-    parser.add_argument("-f", "--overwrite", action="store_true", help="replace DST if it exists")
+    add_arguments(parser, "-f")  # -f: this command's short form from before
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
