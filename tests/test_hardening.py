@@ -318,3 +318,35 @@ def test_atranscribe_lets_a_second_cancel_through(tiny_en_ggml, long_samples):
 
     with wn.WhisperManager(str(tiny_en_ggml), auto_downgrade=False, n_threads=1) as mgr:
         asyncio.run(main(mgr))
+
+
+def test_atranscribe_raises_the_second_cancel_not_a_swallowed_one():
+    """A second cancel while atranscribe waits for its worker to unwind used to be swallowed
+    (``except BaseException: pass``) and the first re-raised in its place. Now the second
+    comes out as it was raised, at once (no model needed: the worker is a stub)."""
+    mgr = wn.WhisperManager("tiny.en", auto_downgrade=False)
+    release = threading.Event()
+
+    def slow_to_unwind(audio, cancel_token=None, **options):
+        release.wait(10)
+        raise wn.Cancelled("cancelled")
+
+    mgr.transcribe = slow_to_unwind
+
+    async def main():
+        task = asyncio.ensure_future(mgr.atranscribe(np.zeros(16000, np.float32)))
+        await asyncio.sleep(0.05)
+        task.cancel("first")
+        await asyncio.sleep(0.05)
+        task.cancel("second")
+        t0 = time.monotonic()
+        with pytest.raises(asyncio.CancelledError) as info:
+            await task
+        return info.value, time.monotonic() - t0
+
+    try:
+        error, waited = asyncio.run(main())
+    finally:
+        release.set()
+        mgr.close()
+    assert error.args == ("second",) and waited < 1.0
