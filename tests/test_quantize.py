@@ -40,12 +40,14 @@ def test_q8_0_blocks_equal_a_reference_implementation():
 
 def test_quantize_rows_checks_its_arguments():
     x = np.ones((2, 64), np.float32)
-    with pytest.raises(ValueError, match="dst holds"):
+    with pytest.raises(wn.OptionError, match="dst holds"):  # an OptionError is a ValueError too
         _core.quantize_rows(8, x, np.empty(10, np.uint8))
-    with pytest.raises(ValueError, match="not a quantized type"):
+    with pytest.raises(wn.OptionError, match="not a quantized type"):
         _core.quantize_rows(1, x, np.empty(256, np.uint8))
-    with pytest.raises(ValueError, match="whole blocks"):
+    with pytest.raises(wn.OptionError, match="whole blocks"):
         _core.quantize_rows(8, np.ones((2, 48), np.float32), np.empty(68, np.uint8))
+    with pytest.raises(wn.OptionError, match="out of range"):
+        _core.quant_type_info(-1)
     assert _core.quant_type_info(8) == (32, 34, False)
 
 
