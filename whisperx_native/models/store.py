@@ -261,9 +261,11 @@ def _from_cache(spec: registry.ModelSpec, target: Path, force: bool) -> str:
 SYNTHETIC_TOKEN_PREFIX = b"<synthetic>"
 
 
-def is_synthetic(path: "str | os.PathLike[str]") -> bool:
-    """True for a synthetic test model (reads its first vocabulary token only)."""
-    n_mels = read_header(path).hparams.n_mels
+def is_synthetic(path: "str | os.PathLike[str]", n_mels: Optional[int] = None) -> bool:
+    """True for a synthetic test model (reads its first vocabulary token only; ``n_mels``
+    from a header already read spares reading it again)."""
+    if n_mels is None:
+        n_mels = read_header(path).hparams.n_mels
     with open(path, "rb") as f:
         f.seek(vocab_offset(n_mels) + 4)  # the token count, then the first token
         (n,) = struct.unpack("<I", f.read(4))
@@ -276,7 +278,7 @@ def _check_usable(path: Path, spec: Optional[registry.ModelSpec] = None) -> None
     if spec is not None and info.hparams != spec.hparams:
         raise ModelError(f"{path.name} is not {spec.name}: its header says {info.model_type} "
                          f"{info.wtype.name} with {info.hparams}")
-    if is_synthetic(path):
+    if is_synthetic(path, info.hparams.n_mels):
         raise ModelError(f"{path} is a synthetic test model, not a usable one")
 
 
