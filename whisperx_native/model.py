@@ -306,6 +306,10 @@ class Model:
         opts = opts.replace(language=next(iter(probs)))
         return opts, {k: float(v) for k, v in probs.items() if v >= 1e-4}, detect_ms
 
+    #: word_timestamps: move word boundaries next to a pause onto its edges (words.snap_to_pauses:
+    #: a 10 ms loudness envelope of the audio). False: DTW times as openai-whisper gives them.
+    snap_words_to_pauses = True
+
     def _words(self, opts, language):
         """What gives each segment its words: DTW times of the alignment heads
         (``word_timestamps``), whisper.cpp's token times (``token_timestamps``), or nothing."""
@@ -346,7 +350,8 @@ class Model:
         language = raw["language"] or opts.language
         segments = _segments(raw["segments"], self._words(opts, language))
         if opts.word_timestamps:
-            segments = finish_words(segments, samples.size / SAMPLE_RATE)
+            segments = finish_words(segments, samples.size / SAMPLE_RATE,
+                                    samples if self.snap_words_to_pauses else None)
         return Result(segments, language, probs, timings, self.name)
 
     def _run_chunked(self, samples, opts, t0, progress_callback, segment_callback, on_state) -> Result:
@@ -392,7 +397,7 @@ class Model:
             for k in t:
                 t[k] += timings[k]
         if opts.word_timestamps:  # words of neighbouring chunks in order, inside the file
-            segments = finish_words(segments, audio_s)
+            segments = finish_words(segments, audio_s, samples if self.snap_words_to_pauses else None)
         total_ms = (time.perf_counter() - t0) * 1000
         timings = self._timings(audio_s, t, detect_ms, total_ms, opts.n_threads, vad_ms=vad_ms,
                                 chunks=len(chunks), workers=workers)

@@ -335,7 +335,7 @@ def pauses(samples: np.ndarray, min_pause_s: float = MIN_PAUSE_S) -> List[Tuple[
     out: List[Tuple[float, float]] = []
     for first, end in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):  # quiet frames [first, end)
         if first == 0 or end == n or end - first >= min_pause_s * 100:
-            out.append((first * _HOP / 16000, end * _HOP / 16000))
+            out.append((int(first) * _HOP / 16000, int(end) * _HOP / 16000))
     return out
 
 
