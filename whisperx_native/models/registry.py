@@ -119,13 +119,20 @@ _TENSOR_HEADER_BYTES = 80
 # Compute buffers of whisper_init_state, in bytes, as a + b * n_state + c * n_mels:
 # least-squares fits on the figures whisper.cpp logged for the seven
 # architectures below (largest error 5 kB; the log rounds to 10 kB). They do not
-# depend on the weight type. The decoder buffer is mostly the logits of
-# n_text_ctx tokens (448 x n_vocab floats).
+# depend on the weight type. The decoder buffer holds the logits of the rows a step
+# reads (vendor/patches/0008; 448 x n_vocab floats before it) and the self-attention of
+# n_text_ctx tokens, which grows with the heads too: the fit is within 0.6 MB, and the
+# measured figure of each known shape (_DECODE_MEASURED) is used where there is one.
 _COMPUTE_FIT: Dict[str, Tuple[float, float, float]] = {
     "conv": (1_595_248, 23_997.7, 29_982.3),
     "encode": (1_594_681, 42_003.0, -66.5),
     "cross": (1_584_752, 6_002.3, 17.7),
-    "decode": (94_526_950, 3_575.5, 128.5),
+    "decode": (1_789_548, 15_389.3, -19_202.0),
+}
+#: Decoder compute buffer by (n_text_state, n_text_head), bytes, as whisper.cpp logged it.
+_DECODE_MEASURED: Dict[Tuple[int, int], int] = {
+    (384, 6): 6_410_000, (512, 8): 7_560_000, (768, 12): 12_600_000, (1024, 16): 15_810_000,
+    (1280, 20): 19_030_000,
 }
 
 #: Per-state buffers whisper.cpp 1.8.5 logged on this machine (CPU backend, flash
@@ -134,12 +141,12 @@ _COMPUTE_FIT: Dict[str, Tuple[float, float, float]] = {
 MEASURED_STATE: Dict[str, Dict[str, int]] = {
     arch: dict(zip(("kv_self", "kv_cross", "kv_pad", "conv", "encode", "cross", "decode"), row))
     for arch, row in {
-        "tiny": (3_150_000, 9_440_000, 2_360_000, 13_210_000, 17_720_000, 3_890_000, 95_910_000),
-        "base": (6_290_000, 18_870_000, 3_150_000, 16_280_000, 23_090_000, 4_660_000, 96_370_000),
-        "small": (18_870_000, 56_620_000, 4_720_000, 22_420_000, 33_850_000, 6_200_000, 97_280_000),
-        "medium": (50_330_000, 150_990_000, 6_290_000, 28_570_000, 44_600_000, 7_730_000, 98_200_000),
-        "large-v3": (83_890_000, 251_660_000, 7_860_000, 36_150_000, 55_350_000, 9_270_000, 99_120_000),
-        "large-v3-turbo": (10_490_000, 31_460_000, 7_860_000, 36_150_000, 55_350_000, 9_270_000, 99_120_000),
+        "tiny": (3_150_000, 9_440_000, 2_360_000, 13_210_000, 17_720_000, 3_890_000, 6_410_000),
+        "base": (6_290_000, 18_870_000, 3_150_000, 16_280_000, 23_090_000, 4_660_000, 7_560_000),
+        "small": (18_870_000, 56_620_000, 4_720_000, 22_420_000, 33_850_000, 6_200_000, 12_600_000),
+        "medium": (50_330_000, 150_990_000, 6_290_000, 28_570_000, 44_600_000, 7_730_000, 15_810_000),
+        "large-v3": (83_890_000, 251_660_000, 7_860_000, 36_150_000, 55_350_000, 9_270_000, 19_030_000),
+        "large-v3-turbo": (10_490_000, 31_460_000, 7_860_000, 36_150_000, 55_350_000, 9_270_000, 19_030_000),
     }.items()
 }
 
@@ -189,6 +196,7 @@ def estimate_memory(model: "str | HParams", beam_size: int = 1, *, n_states: int
     kv_cross = 2 * hp.n_text_state * hp.n_text_layer * pad(hp.n_audio_ctx) * f16
     kv_pad = 2 * hp.n_audio_state * pad(hp.n_audio_ctx) * f16
     compute = {k: int(a + b * hp.n_audio_state + c * hp.n_mels) for k, (a, b, c) in _COMPUTE_FIT.items()}
+    compute["decode"] = _DECODE_MEASURED.get((hp.n_text_state, hp.n_text_head), compute["decode"])
     return MemoryEstimate(weights, kv_self, kv_cross, kv_pad, compute, beam_size, n_states)
 
 

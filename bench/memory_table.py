@@ -1,0 +1,77 @@
+"""The seed's memory table: whole-process peak RSS (import, load, transcribe jfk.wav) per model.
+
+    python bench/memory_table.py               # tiny.en real; small and medium synthetic
+
+Each cell is a fresh ``python -c`` child measured by ``os.wait4`` (``ru_maxrss``): greedy
+(``preset="fast"``) and beam 5 (the default decoder). small and medium use synthetic weights
+of their exact dimensions (tests/_synthetic.py; the allocations are the real ones). Prints a
+Markdown table and writes bench/results/memory_table.md.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+JFK = REPO / "vendor" / "whisper.cpp" / "samples" / "jfk.wav"
+
+CHILD = """
+import sys, whisperx_native as wn
+m = wn.Model(sys.argv[1], n_threads=2, adapt_threads=False, best_variant=False)
+r = m.transcribe(sys.argv[2], preset=sys.argv[3], language="en")
+assert r.text.strip(), "no text"
+"""
+
+
+def peak_rss_mb(model: str, preset: str) -> float:
+    p = subprocess.Popen([sys.executable, "-c", CHILD, model, str(JFK), preset],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tempfile.gettempdir())
+    _, status, ru = os.wait4(p.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{model} {preset}: {p.stderr.read().decode()[-500:]}")
+    return ru.ru_maxrss / 1024
+
+
+def main() -> None:
+    from _synthetic import write_synthetic
+    import whisperx_native as wn
+    from whisperx_native.models import store
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cells = [("tiny.en", None, "tiny.en f16 (real)", 100), ("tiny.en-q8_0", None, "tiny.en q8_0 (real)", 100),
+                 ("tiny.en-bf16q8", None, "tiny.en bf16q8 (real)", 100), ("tiny.en-q5_0", None, "tiny.en q5_0 (real)", 100),
+                 ("small", "q5_0", "small q5_0 (synthetic)", 400), ("small", "q4_0", "small q4_0 (synthetic)", 400),
+                 ("medium", "q5_0", "medium q5_0 (synthetic)", 700), ("medium", "q4_0", "medium q4_0 (synthetic)", 700)]
+        for name, quant, label, budget in cells:
+            if quant is None:
+                path = str(store.resolve_model_path(name))
+            else:
+                path = str(write_synthetic(Path(tmp) / f"{name}-{quant}.bin", name, quant))
+            weights = os.path.getsize(path) / 1e6
+            with wn.Model(path, n_threads=1) as m:
+                native = m.memory()["weights"]
+            greedy, beam = peak_rss_mb(path, "fast"), peak_rss_mb(path, "accurate")
+            rows.append((label, weights, native / 1e6, greedy, beam, budget))
+            print(rows[-1], flush=True)
+            if quant is not None:
+                os.unlink(path)
+    lines = ["| model | file MB | weights loaded MB (`Model.memory()`) | peak RSS greedy MB | "
+             "peak RSS beam 5 MB | budget MB | fits greedy / beam |", "|---|---:|---:|---:|---:|---:|---|"]
+    for label, weights, native, greedy, beam, budget in rows:
+        lines.append(f"| {label} | {weights:.0f} | {native:.0f} | {greedy:.0f} | {beam:.0f} | {budget} | "
+                     f"{'yes' if greedy <= budget else 'no'} / {'yes' if beam <= budget else 'no'} |")
+    text = "\n".join(lines)
+    print(text)
+    out = REPO / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "memory_table.md").write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
