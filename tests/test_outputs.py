@@ -143,7 +143,9 @@ def _raw(tid, text: bytes, p, start, end):
 
 
 def test_words_join_split_characters_and_skip_special_tokens():
-    from whisperx_native.model import _EOT, _WordBuilder
+    from whisperx_native.words import TokenTimeWords as _WordBuilder   # token_timestamps' words
+
+    _EOT = 50256   # tiny.en's end-of-text id: every id from it on is special
 
     e_acute, nichi = "é".encode(), "日".encode()
     toks = [_raw(_EOT + 1, b"[_BEG_]", 1.0, 0, 0), _raw(1, b" caf", 0.5, 0.1, 0.2),
