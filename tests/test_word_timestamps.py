@@ -144,6 +144,11 @@ def test_pauses_follow_the_noise_floor():
     assert [(round(a, 2), round(b, 2)) for a, b in pauses(noisy)] == [(0.0, 0.5), (1.2, 1.6), (2.4, 4.0), (4.5, 5.0)]
 
 
+def test_a_long_silence_is_one_pause():
+    x = _tones([(0.5, 1.5), (30.0, 31.0)], 32.0)  # digital silence far from any speech is still silence
+    assert [(round(a, 2), round(b, 2)) for a, b in pauses(x)] == [(0.0, 0.5), (1.5, 30.0), (31.0, 32.0)]
+
+
 def test_word_boundaries_snap_to_pauses():
     x = _tones([(0.5, 1.2), (1.6, 2.4), (4.0, 4.5)], 5.0)
     spans = [[0.2, 0.8], [0.8, 1.3], [1.3, 2.0], [2.0, 3.1], [3.1, 4.6]]  # DTW-like: words span the pauses
@@ -252,8 +257,10 @@ def test_long_form_chunks_give_file_times(tiny, jfk_samples):
     late = [w for w in words if w.start > start - 1]
     assert normalize(" ".join(w.text for w in late)) == "please leave your shoes at the door"
     assert abs(late[0].start - start) <= TOLERANCE_S and abs(late[-1].end - end) <= TOLERANCE_S, (late, start, end)
-    first = _named([w for w in words if w.start < start - 1])
+    early = [w for w in words if w.start < start - 1]
+    first = _named(early)
     assert abs(first["and"].start - (2 + JFK_ONSETS["and"])) <= TOLERANCE_S
+    assert early[-1].end <= 2 + jfk_samples.size / sr  # not stretched over the 40 s of silence after it
 
 
 # ----------------------------------------------------------------------------- subtitles

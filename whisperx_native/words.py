@@ -304,6 +304,8 @@ _HOP = 160
 MIN_PAUSE_S = 0.15
 #: A word boundary this close to a pause (seconds) is moved onto it.
 SNAP_S = 0.35
+#: Quieter than this (dBFS, 10 ms RMS) is silence whatever the recording's level.
+SILENCE_DB = -65.0
 
 
 def pauses(samples: np.ndarray, min_pause_s: float = MIN_PAUSE_S) -> List[Tuple[float, float]]:
@@ -314,8 +316,8 @@ def pauses(samples: np.ndarray, min_pause_s: float = MIN_PAUSE_S) -> List[Tuple[
     The threshold follows the recording: 10 dB above the noise floor (the quietest frame
     within 0.2 s, taken on the louder side: a floor of digital silence next to a stretch
     of background noise does not make the noise speech), at least 35 dB and at most 20 dB
-    under the speech level (the loudest frame within ±5 s). Noise less than 20 dB under
-    the speech is speech here: such a recording has no pauses to snap to."""
+    under the speech level (the loudest frame within ±5 s); below -65 dBFS always. Noise
+    less than 20 dB under the speech is speech here: such a recording has no pauses to snap to."""
     x = np.asarray(samples, dtype=np.float32)
     n = x.size // _HOP
     if n == 0:
@@ -326,7 +328,7 @@ def pauses(samples: np.ndarray, min_pause_s: float = MIN_PAUSE_S) -> List[Tuple[
     right = _running(np.pad(db, (0, w), mode="edge"), w + 1, np.minimum)
     level = _running(np.pad(db, 500, mode="edge"), 1001, np.maximum)
     threshold = np.minimum(np.maximum(np.maximum(left, right) + 10.0, level - 35.0), level - 20.0)
-    quiet = db < threshold
+    quiet = (db < threshold) | (db < SILENCE_DB)  # far from any speech the level is the silence's own
     loud = np.diff(np.concatenate([[0], (~quiet).astype(np.int8), [0]]))
     for first, end in zip(np.flatnonzero(loud == 1), np.flatnonzero(loud == -1)):
         if end - first == 1 and first > 0 and end < n:  # a click of one frame is no speech
