@@ -225,7 +225,9 @@ class Model:
         ``"fast"`` (greedy, no fallback, trimmed encoder context on short audio);
         keyword ``options`` override single fields of whisperx_native.DecodeOptions
         (``language``, ``beam_size``, ``initial_prompt``, ``token_timestamps`` ...).
-        ``token_timestamps=True`` also fills each segment's ``words``.
+        ``word_timestamps=True`` fills each segment's ``words`` with times from the alignment
+        heads' cross-attention (see whisperx_native/words.py); ``token_timestamps=True`` alone
+        with words of whisper.cpp's token times.
         ``progress_callback(percent)`` and ``segment_callback(segment)`` are called
         from the transcribing thread; an exception raised in one stops the run and
         is re-raised here. ``cancel_token.cancel()`` (from any thread) stops this call
