@@ -370,23 +370,26 @@ def snap_to_pauses(spans: List[list], samples: np.ndarray, snap_s: float = SNAP_
     # boundary k: between spans[k-1] and spans[k] (k = 0: before the first; k = n: after the last)
     lows = [spans[0][0]] + [spans[k - 1][1] for k in range(1, n + 1)]
     highs = [spans[k][0] for k in range(n)] + [spans[-1][1]]
-    claims: dict = {}  # boundary -> its pause (the longest of those nearest to it)
+    claims: dict = {}  # boundary -> the pauses nearest to it
     for g0, g1 in pauses(samples):
         best, best_d = None, snap_s
         for k in range(bisect.bisect_left(highs, g0 - snap_s), min(n + 1, bisect.bisect_right(lows, g1 + snap_s))):
             d = max(0.0, lows[k] - g1, g0 - highs[k])  # 0: the pause meets the boundary
             if d < best_d or (best is None and d == best_d):
                 best, best_d = k, d
-        if best is not None and (best not in claims or g1 - g0 > claims[best][1] - claims[best][0]):
-            claims[best] = (g0, g1)
-    for k, (g0, g1) in sorted(claims.items()):
+        if best is not None:
+            claims.setdefault(best, []).append((g0, g1))
+    for k, near in sorted(claims.items()):
         before = spans[k - 1] if k > 0 else None
         after = spans[k] if k < n else None
-        moves_after = after is not None and g1 < after[1]
-        if before is not None and g0 > before[0]:
-            before[1] = g0 if moves_after or after is None else min(g0, after[0])
-        if moves_after:
-            after[0] = g1 if before is None else max(g1, before[1])
+        # Several pauses at one boundary (a breath or a click between them): the word before
+        # ends at the first one, the word after starts at the end of the last one it outlasts.
+        ends = [g0 for g0, _g1 in near if before is None or g0 > before[0]]
+        starts = [g1 for _g0, g1 in near if after is None or g1 < after[1]]
+        if before is not None and ends:
+            before[1] = min(ends) if starts or after is None else min(min(ends), after[0])
+        if after is not None and starts:
+            after[0] = max(starts) if before is None else max(max(starts), before[1])
 
 
 # ----------------------------------------------------------------------------- token times
