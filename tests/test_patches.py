@@ -117,3 +117,19 @@ def test_word_times_with_flash_attention(tiny_en_ggml, jfk_samples) -> None:
     starts = [t[1] for t in on]
     assert starts == sorted(starts)
     assert all(0 <= t0 <= t1 <= jfk_samples.size / 16000 + 0.02 for _, t0, t1 in on)
+
+
+def test_self_attention_cache_for_beams_holds_a_window_worst_case(tiny_en_ggml) -> None:
+    # 0010: the cache for 8 beams is the longest prompt plus one cell per beam per step
+    # (2048 cells, 12.6 MB for tiny.en), not (8 + 2) x 512 cells; the longest prompt and
+    # every step of 8 beams over dense speech fit in it, window after window.
+    from whisperx_native.models.registry import kv_self_cells
+
+    speech = wn.load_audio(Path(__file__).parent / "data" / "long_speech.ogg")[: 16000 * 65]
+    prompt = " ".join(["the quick brown fox jumps over the lazy dog"] * 40)  # > 224 tokens: cut to the most
+    with wn._native.Context(str(tiny_en_ggml)) as ctx, ctx.new_state() as st:
+        base = st.memory()["kv_self_size"]
+        raw = st.full(speech, wn.DecodeOptions(beam_size=8, initial_prompt=prompt, condition_on_previous_text=True,
+                                               max_tokens=0, n_threads=2))
+        assert len(raw["segments"]) > 3
+        assert st.memory()["kv_self_size"] == base * kv_self_cells(448, 8) // 512 == base * 4

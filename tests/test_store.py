@@ -64,9 +64,11 @@ def test_memory_estimate_matches_what_whisper_cpp_allocates(tiny_en_ggml, tmp_pa
         assert abs(logged_state - est.state) <= 0.001 * est.state + 70_000, (name, logged_state, est.state)
         if path.parent == tmp_path:
             path.unlink()  # medium is 450 MB
-    # beam search: the self-attention cache grows to (beams + 2) x its size, as State.memory() reports
+    # beam search: the self-attention cache grows to a window's worst case (patch 0010): 1536
+    # cells for 5 beams instead of (5 + 2) x 512, as State.memory() reports
     tiny = registry.get("tiny.en")
-    assert tiny.memory(beam_size=5).state - tiny.memory().state == 6 * tiny.memory().kv_self
+    assert registry.kv_self_cells(448, 5) == 1536 and registry.kv_self_cells(448, 1) == 512
+    assert tiny.memory(beam_size=5).state - tiny.memory().state == 2 * tiny.memory().kv_self
 
 
 # --------------------------------------------------------------------------- cache directory

@@ -677,10 +677,14 @@ cdef class State:
         The self-attention cache grows when a run uses several decoders (beam
         search, or best-of sampling on temperature fallback); the figure here is
         the size after the largest such run so far."""
+        from whisperx_native.models.registry import kv_self_cells
+
         sizes = dict(self.sizes)
-        if self._max_decoders > 1 and "kv_self_size" in sizes:
-            # src/whisper.cpp reallocates kv_self with (n_decoders + 2) x the base size.
-            sizes["kv_self_size"] = sizes["kv_self_size"] * (self._max_decoders + 2)
+        if self._max_decoders > 1 and "kv_self_size" in sizes and self._owner._ctx != NULL:
+            # whisper.cpp reallocates kv_self for a window's worst case (vendor/patches/0010)
+            n_ctx = w.whisper_model_n_text_ctx(self._owner._ctx)
+            sizes["kv_self_size"] = (sizes["kv_self_size"] * kv_self_cells(n_ctx, self._max_decoders)
+                                     // kv_self_cells(n_ctx))
         return sizes
 
     # -- callbacks into Python -----------------------------------------------------

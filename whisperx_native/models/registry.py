@@ -23,7 +23,7 @@ from .ggml_file import (
     expected_tensors,
 )
 
-__all__ = ["ALIGNMENT_HEADS", "ARCHS", "QUANT_TYPES", "MEASURED_STATE", "ModelSpec", "MemoryEstimate",
+__all__ = ["ALIGNMENT_HEADS", "ARCHS", "kv_self_cells", "QUANT_TYPES", "MEASURED_STATE", "ModelSpec", "MemoryEstimate",
            "alignment_heads_for", "estimate_memory", "get", "names", "ftype_of", "parse_name"]
 
 FTYPE_F16 = 1
@@ -151,6 +151,14 @@ MEASURED_STATE: Dict[str, Dict[str, int]] = {
 }
 
 
+def kv_self_cells(n_text_ctx: int, n_decoders: int = 1) -> int:
+    """Cells of whisper.cpp's self-attention cache for ``n_decoders`` decoders (beams or
+    best-of candidates): a window's prompt plus one cell per decoder per step, padded to
+    256 (vendor/patches/0010); one decoder keeps n_text_ctx padded."""
+    pad = lambda n: (n + 255) // 256 * 256  # noqa: E731 - GGML_PAD(n, 256)
+    return max(pad(n_text_ctx), pad(n_text_ctx // 2 + 8 + n_decoders * (n_text_ctx // 2 - 4)))
+
+
 @dataclass(frozen=True)
 class MemoryEstimate:
     """Native bytes a model needs: weights once, plus ``state`` per concurrent transcription."""
@@ -162,11 +170,14 @@ class MemoryEstimate:
     compute: Dict[str, int]
     beam_size: int = 1
     n_states: int = 1  # concurrent transcriptions
+    n_text_ctx: int = 448
 
     @property
     def state(self) -> int:
-        """One state; beam search grows the self-attention cache to (beams + 2) x its size."""
-        kv_self = self.kv_self * (self.beam_size + 2 if self.beam_size > 1 else 1)
+        """One state; beam search grows the self-attention cache to a window's worst case
+        for its beams (``kv_self_cells``)."""
+        base = kv_self_cells(self.n_text_ctx)
+        kv_self = self.kv_self * kv_self_cells(self.n_text_ctx, self.beam_size) // base
         return kv_self + self.kv_cross + self.kv_pad + sum(self.compute.values())
 
     @property
@@ -197,7 +208,7 @@ def estimate_memory(model: "str | HParams", beam_size: int = 1, *, n_states: int
     kv_pad = 2 * hp.n_audio_state * pad(hp.n_audio_ctx) * f16
     compute = {k: int(a + b * hp.n_audio_state + c * hp.n_mels) for k, (a, b, c) in _COMPUTE_FIT.items()}
     compute["decode"] = _DECODE_MEASURED.get((hp.n_text_state, hp.n_text_head), compute["decode"])
-    return MemoryEstimate(weights, kv_self, kv_cross, kv_pad, compute, beam_size, n_states)
+    return MemoryEstimate(weights, kv_self, kv_cross, kv_pad, compute, beam_size, n_states, hp.n_text_ctx)
 
 
 @dataclass(frozen=True)
