@@ -12,7 +12,10 @@ Two sources of times:
   neighbour (``merge_punctuations`` with the same two sets), each word's probability the
   mean of its tokens'. :func:`finish` then makes the promises callers rely on: every word
   inside the audio, start ≤ end, words in order and not overlapping across segments,
-  and each segment spanning its words (so it does not start in the silence before them).
+  and each segment spanning its words (so it does not start in the silence before them);
+  given the audio, it first moves the word boundaries next to a pause onto the pause's
+  edges (:func:`pauses` on a 10 ms loudness envelope, :func:`snap_to_pauses`), which DTW
+  alone places anywhere near the pause.
 * ``token_timestamps=True`` alone: whisper.cpp's heuristic token times, grouped as before
   (:class:`TokenTimeWords`).
 
@@ -31,8 +34,8 @@ import numpy as np
 
 from .result import Segment, Word
 
-__all__ = ["APPEND_PUNCTUATIONS", "NO_SPACE_LANGUAGES", "PREPEND_PUNCTUATIONS", "DtwWords", "TokenTimeWords",
-           "finish"]
+__all__ = ["APPEND_PUNCTUATIONS", "NO_SPACE_LANGUAGES", "PREPEND_PUNCTUATIONS", "DtwWords", "RawToken",
+           "TokenTimeWords", "as_token", "finish", "pauses", "snap_to_pauses"]
 
 #: openai-whisper's (and faster-whisper's) defaults: merged into the word after / before them.
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"
