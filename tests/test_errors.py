@@ -32,34 +32,20 @@ def _raised_names(tree: ast.AST):
                 yield exc.id, node.lineno
 
 
-#: Modules another change has open (issue 13): their bare raises are listed, not failed.
-_PY_PENDING = {"output/formats.py"}
-
-
 def test_python_modules_raise_no_bare_builtin_errors():
     found = [f"{p.relative_to(PACKAGE).as_posix()}:{line}: {name}"
              for p in sorted(PACKAGE.rglob("*.py")) if "vendor" not in p.parts
              for name, line in _raised_names(ast.parse(p.read_text(), str(p))) if name in _BUILTIN_ERRORS]
-    pending = [f for f in found if f.split(":")[0] in _PY_PENDING]
-    assert not set(found) - set(pending), ("raise a class of errors.py (it can also subclass the builtin):\n"
-                                           + "\n".join(sorted(set(found) - set(pending))))
-    if pending:
-        pytest.xfail(f"pending: {pending}")
+    assert not found, "raise a class of errors.py (it can also subclass the builtin):\n" + "\n".join(found)
 
 
 _CYTHON_RAISE = re.compile(r"^\s*raise (\w+)\b", re.M)
-
-#: Bare builtins still raised by the native sources (issue 17: the lead's part).
-_NATIVE_PENDING = {"_core.pyx"}
-
 
 @pytest.mark.parametrize("name", ["quantize.pxi", "vad.pxi", "_core.pyx"])
 def test_native_sources_raise_no_bare_builtin_errors(name):
     text = (PACKAGE / "_native" / name).read_text()
     found = [m.group(1) for m in _CYTHON_RAISE.finditer(text)
              if m.group(1) in _BUILTIN_ERRORS and m.group(1) != "MemoryError"]  # allocation failures
-    if name in _NATIVE_PENDING and found:
-        pytest.xfail(f"{name} still raises {sorted(set(found))} (issue 17, native part)")
     assert not found
 
 
@@ -100,3 +86,19 @@ def test_errors_once_bare_are_whisper_errors(tmp_path):
             f.write(b"y")
     with pytest.raises(FileExistsError), atomic_write(tmp_path / "taken") as f:  # still a FileExistsError
         f.write(b"y")
+
+
+def test_native_failures_come_from_one_table():
+    """Every InferenceError the native layer raises goes through check_status and its
+    STATUS table: no made-up codes, each (function, code) with its documented reason."""
+    from whisperx_native._native import STATUS
+
+    for name in ("_core.pyx", "vad.pxi"):
+        text = (PACKAGE / "_native" / name).read_text()
+        assert text.count("raise InferenceError(") == (1 if name == "_core.pyx" else 0), name  # check_status's own
+        for where in re.findall(r'check_status\([^,]+, "(\w+)"\)', text):
+            assert any(w == where for w, _ in STATUS), where
+    assert {c for w, c in STATUS if w == "whisper_full"} == set(range(-9, 0))
+    e = wn.InferenceError(-7, "whisper_lang_auto_detect")
+    assert (e.code, e.where, e.reason) == (-7, "whisper_lang_auto_detect", "decoder failed")
+    assert "decoder failed" in str(wn.InferenceError(-9))

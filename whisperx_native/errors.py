@@ -54,27 +54,21 @@ class NativeError(WhisperError, RuntimeError):
 
 
 class InferenceError(NativeError):
-    """whisper.cpp returned an error code from ``whisper_full``.
+    """A whisper.cpp call failed.
 
-    ``code`` is whisper.cpp's return value and ``reason`` its documented meaning.
+    ``where`` is the native function, ``code`` what it returned and ``reason`` its
+    documented meaning: one table of native failures, ``whisperx_native._native.STATUS``,
+    maps them (``_native._core.check_status`` raises this).
     """
 
-    #: return codes of whisper_full_with_state (src/whisper.cpp, 1.8.5)
-    REASONS = {
-        -1: "VAD failed to filter the audio",
-        -2: "failed to compute the log mel spectrogram",
-        -3: "failed to auto-detect the language",
-        -4: "too many decoders requested (beam size / best_of too large)",
-        -5: "audio_ctx is larger than the model's audio context",
-        -6: "encoder failed",
-        -7: "failed to allocate the self-attention KV cache",
-        -8: "decoder failed while processing the prompt",
-        -9: "decoder failed",
-    }
-
-    def __init__(self, code: int, where: str = "whisper_full") -> None:
+    def __init__(self, code: int, where: str = "whisper_full", reason: "str | None" = None) -> None:
         self.code = int(code)
-        self.reason = self.REASONS.get(self.code, "unknown error")
+        self.where = where
+        if reason is None:
+            from ._native import STATUS  # the table lives beside the calls it describes
+
+            reason = STATUS.get((where, self.code), "unknown error")
+        self.reason = reason
         super().__init__(f"{where} failed with code {self.code}: {self.reason}")
 
 

@@ -15,9 +15,13 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on how it was r
     ) from None
 
 from ._core import (  # noqa: E402 - after the check above
+    ALIGNMENT_HEADS,
     MAX_DECODERS,
     SAMPLE_RATE,
+    STATUS,
     Context,
+    RawSegment,
+    RawToken,
     State,
     VadContext,  # vad.pxi
     build_info,
@@ -27,5 +31,5 @@ from ._core import (  # noqa: E402 - after the check above
     version,
 )
 
-__all__ = ["MAX_DECODERS", "SAMPLE_RATE", "Context", "State", "VadContext", "build_info", "lang_id", "languages",
-           "system_info", "version"]
+__all__ = ["ALIGNMENT_HEADS", "MAX_DECODERS", "SAMPLE_RATE", "STATUS", "Context", "RawSegment", "RawToken", "State",
+           "VadContext", "build_info", "lang_id", "languages", "system_info", "version"]

@@ -24,6 +24,9 @@ class RawSegment(NamedTuple):
     speaker_turn_next: bool
     tokens: Optional[List[RawToken]]
 
+#: (whisper.cpp function, return code) -> reason: every native failure the binding reports
+STATUS: Dict[Tuple[str, int], str]
+
 AlignmentHeads = Union[str, Tuple[str, int], Sequence[Tuple[int, int]]]
 ALIGNMENT_HEADS: Dict[str, int]
 

@@ -63,6 +63,37 @@ ALIGNMENT_HEADS = {
 }
 
 
+#: Every native failure the binding reports, in one table (pyarrow's check_status idea):
+#: (whisper.cpp function, return code) -> its documented meaning (src/whisper.cpp, 1.8.5 +
+#: vendor/patches). Boolean/NULL-returning functions report failure as code -1.
+STATUS = {
+    ("whisper_full", -1): "VAD failed to filter the audio",
+    ("whisper_full", -2): "failed to compute the log mel spectrogram",
+    ("whisper_full", -3): "failed to auto-detect the language",
+    ("whisper_full", -4): "too many decoders requested (beam size / best_of too large)",
+    ("whisper_full", -5): "audio_ctx is larger than the model's audio context",
+    ("whisper_full", -6): "encoder failed",
+    ("whisper_full", -7): "failed to allocate the self-attention KV cache",
+    ("whisper_full", -8): "decoder failed while processing the prompt",
+    ("whisper_full", -9): "decoder failed",
+    ("whisper_set_mel", -1): "the mel spectrogram's band count differs from the model's",
+    ("whisper_pcm_to_mel", -1): "failed to compute the log mel spectrogram",
+    ("whisper_lang_auto_detect", -1): "offset before the start of the audio",
+    ("whisper_lang_auto_detect", -2): "offset past the end of the audio",
+    ("whisper_lang_auto_detect", -6): "encoder failed",
+    ("whisper_lang_auto_detect", -7): "decoder failed",
+    ("whisper_vad_detect_speech", -1): "Silero VAD failed on the samples",
+    ("whisper_vad_segments_from_samples", -1): "Silero VAD failed on the samples",
+}
+
+
+cdef int check_status(int rc, str where) except -1:
+    """Raise InferenceError for a failed native call (rc < 0); 0 otherwise."""
+    if rc < 0:
+        raise InferenceError(rc, where, STATUS.get((where, rc), "unknown error"))
+    return 0
+
+
 def _native_options(opts):
     from whisperx_native.validation import native_options
 
@@ -762,14 +793,13 @@ cdef class State:
             if probs == NULL:
                 raise MemoryError()
             try:
+                best = 0
                 with nogil:
                     rc = w.whisper_pcm_to_mel_with_state(c, self._st, &samples[0], <int>n, nt)
                     if rc == 0:
                         best = w.whisper_lang_auto_detect_with_state(c, self._st, 0, nt, probs)
-                if rc != 0:
-                    raise InferenceError(-2, "whisper_pcm_to_mel")
-                if best < 0:
-                    raise InferenceError(-3, "whisper_lang_auto_detect")
+                check_status(-1 if rc != 0 else 0, "whisper_pcm_to_mel")
+                check_status(best, "whisper_lang_auto_detect")
                 out = {(<bytes>w.whisper_lang_str(i)).decode(): probs[i] for i in range(n_lang)}
             finally:
                 free(probs)
@@ -796,7 +826,7 @@ cdef class State:
         cdef const float[:, ::1] mel_view
         cdef const float * mel_data = NULL
         cdef int mel_len = 0, mel_n = 0
-        cdef int rc = 0, i, nseg
+        cdef int rc = 0, rc_mel = 0, i, nseg
         cdef int64_t t_start, t_end
         cdef w.whisper_context * c
 
@@ -869,11 +899,9 @@ cdef class State:
                 t_start = ggml_time_us()
                 self._ctl.t_phase = t_start
                 if mel_data != NULL:
-                    rc = w.whisper_set_mel_with_state(c, self._st, mel_data, mel_len, mel_n)
-                    if rc == 0:
+                    rc_mel = w.whisper_set_mel_with_state(c, self._st, mel_data, mel_len, mel_n)
+                    if rc_mel == 0:
                         rc = w.whisper_full_with_state(c, self._st, p, NULL, 0)
-                    else:
-                        rc = -2
                 else:
                     rc = w.whisper_full_with_state(c, self._st, p, data, <int>n)
                 _phase_to(&self._ctl, PHASE_MEL)
@@ -887,8 +915,8 @@ cdef class State:
                 raise err
             if self._ctl.abort:
                 raise Cancelled("transcription cancelled")
-            if rc != 0:
-                raise InferenceError(rc)
+            check_status(-1 if rc_mel != 0 else 0, "whisper_set_mel")
+            check_status(rc, "whisper_full")
 
             nseg = w.whisper_full_n_segments_from_state(self._st)
             segments = [self._segment(i, token_details) for i in range(nseg)]
@@ -918,14 +946,14 @@ cdef int _fill_params(w.whisper_full_params * p, object o, list keep) except -1:
     cdef int beam = int(o.beam_size)
     cdef int best_of = int(o.best_of)
     if beam < 1 or beam > MAX_DECODERS:
-        raise ValueError(f"beam_size must be 1..{MAX_DECODERS}, got {beam}")
+        raise OptionError(f"beam_size must be 1..{MAX_DECODERS}, got {beam}")
     if best_of < 1 or best_of > MAX_DECODERS:
-        raise ValueError(f"best_of must be 1..{MAX_DECODERS}, got {best_of}")
+        raise OptionError(f"best_of must be 1..{MAX_DECODERS}, got {best_of}")
     p[0] = w.whisper_full_default_params(
         w.WHISPER_SAMPLING_BEAM_SEARCH if beam > 1 else w.WHISPER_SAMPLING_GREEDY)
     p.n_threads = int(o.n_threads)
     if not 0 <= int(o.decode_threads) <= p.n_threads:
-        raise ValueError(f"decode_threads must be 0 (= n_threads) .. n_threads ({p.n_threads}), "
+        raise OptionError(f"decode_threads must be 0 (= n_threads) .. n_threads ({p.n_threads}), "
                          f"got {o.decode_threads}")
     p.n_threads_decode = int(o.decode_threads)
     p.beam_search.beam_size = beam

@@ -146,7 +146,7 @@ cdef class VadContext:
                     ok = w.whisper_vad_detect_speech_no_reset(self._vctx, &view[0], <int>n)
                 n_probs = w.whisper_vad_n_probs(self._vctx)
             if not ok:
-                raise InferenceError(-1, "whisper_vad_detect_speech")
+                check_status(-1, "whisper_vad_detect_speech")
             out = _np.empty(n_probs, _np.float32)
             if n_probs:
                 out_view = out
@@ -195,7 +195,7 @@ cdef class VadContext:
                 if ok:
                     segs = w.whisper_vad_segments_from_probs(self._vctx, vp)
             if not ok or segs == NULL:
-                raise InferenceError(-1, "whisper_vad_segments_from_samples")
+                check_status(-1, "whisper_vad_segments_from_samples")
             try:
                 nseg = w.whisper_vad_segments_n_segments(segs)
                 # whisper.cpp reports centiseconds

@@ -234,7 +234,7 @@ def render(result: Result, fmt: str, *, source: Optional[str] = None, max_line_w
     try:
         renderer = _RENDERERS[fmt]
     except KeyError:
-        raise ValueError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}") from None
+        raise OptionError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}") from None
     sub = SubtitleOptions(max_line_width, max_line_count, highlight_words, max_words_per_line).checked()
     if fmt in _SUBTITLES:
         return renderer(result, source, sub)
