@@ -54,6 +54,15 @@ def test_time_map_stays_inside_the_pieces() -> None:
     assert TimeMap([(0.0, 5.0)])(1.0) == 6.0
 
 
+def test_no_window_is_started_for_a_chunks_padding() -> None:
+    c = Chunk(((2 * SR, 10 * SR), (12 * SR, 20 * SR)))
+    assert c.joined_seconds == pytest.approx(16.1)
+    # speech ends pad_s before the chunk does; under margin_s of speech is not worth a window
+    assert c.window_start_limit_ms(0.4) == round((16.1 - 0.4 - 0.5) * 1000)
+    assert c.window_start_limit_ms(0.4, margin_s=0.0) == 15700
+    assert Chunk(((0, SR // 2),)).window_start_limit_ms(0.4) == 1  # never 0 (= no limit)
+
+
 # --------------------------------------------------------------------------- real inference
 @pytest.fixture(scope="module")
 def speech():
@@ -89,6 +98,16 @@ def test_vad_false_is_one_pass_and_short_clips_are_one_pass(tiny, speech, jfk_sa
     assert tiny.transcribe(jfk_samples, preset="fast", vad=True).timings["chunks"] == 1
 
 
+def test_a_chunk_whose_text_ends_with_its_speech_is_encoded_once(tiny, jfk_samples) -> None:
+    # patch 0011: three speeches far apart make two chunks; after each chunk's last timestamp
+    # only its VAD padding is left, which used to be encoded again as a whole 30-s window
+    gap = np.zeros(40 * SR, dtype=np.float32)
+    audio = np.concatenate([jfk_samples, gap, jfk_samples, gap, jfk_samples])
+    r = tiny.transcribe(audio)
+    assert r.timings["chunks"] == 2 and r.timings["n_encode"] == 2
+    assert normalize(r.text).count("country") == 6
+
+
 def test_silence_gives_nothing(tiny) -> None:
     r = tiny.transcribe(np.zeros(45 * SR, dtype=np.float32))
     assert r.segments == [] and r.timings["chunks"] == 0
@@ -113,7 +132,7 @@ def test_cancel_stops_every_chunk_and_returns_the_states(tiny_en_ggml, speech) -
         token.cancel()
         th.join(120)
         assert isinstance(box.get("e"), wn.Cancelled), box
-        assert not m._running
+        assert not m._engine.pool.running
         # the states are usable afterwards
         assert m.transcribe(audio[: 20 * SR], preset="fast").text.strip()
 

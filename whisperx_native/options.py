@@ -92,6 +92,9 @@ class DecodeOptions:
     # early resumes at its last timestamp instead of skipping the rest as silence. Set by
     # the long-form path for its chunks.
     speech_only: bool = False
+    # No 30-s window starts at or after this time (ms; 0: no limit): set by the long-form path
+    # where a chunk's speech ends, so its padding is not encoded again for nothing.
+    window_start_limit_ms: int = 0
     vad_model: Optional[str] = None      # Silero ggml file; None: the packaged one
     # (name, value) pairs for the VAD's segmentation: threshold, min_speech_ms, min_silence_ms,
     # max_speech_s, speech_pad_ms (compat.py maps faster-whisper's vad_parameters to them).

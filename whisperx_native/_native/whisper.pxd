@@ -165,6 +165,7 @@ cdef extern from "whisper.h" nogil:
         void * fallback_callback_user_data
         bint single_timestamp_skips_window     # vendor/patches/0006
         bint dtw_token_timestamps              # vendor/patches/0007
+        int window_start_limit_ms              # vendor/patches/0011
 
     const char * whisper_version()
     const char * whisper_print_system_info()
