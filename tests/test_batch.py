@@ -243,3 +243,17 @@ def test_long_file_among_short_ones_equals_model_transcribe(tiny_en_ggml, corpus
     assert [(x["start"], x["end"], x["text"]) for x in d["segments"]] == \
            [(x.start, x.end, x.text) for x in want.segments]
     assert (out / "a_one.txt").read_text() == render(reference["a/one"], "txt")
+
+
+def test_batch_cli_word_timestamps_are_dtw_words() -> None:
+    # --word-timestamps means the alignment heads' word times, as in the transcribe command
+    # (it was mapped to whisper.cpp's token timestamps)
+    import argparse
+
+    from whisperx_native.batch import cli as batch_cli_module
+
+    parser = argparse.ArgumentParser()
+    batch_cli_module.add_parser(parser.add_subparsers(dest="cmd"))
+    args = parser.parse_args(["batch", "in", "-o", "out", "--word-timestamps"])
+    options = batch_cli_module._options(args)
+    assert options.get("word_timestamps") is True and "token_timestamps" not in options

@@ -85,7 +85,7 @@ def _options(args) -> Dict[str, object]:
     if args.prompt:
         options["initial_prompt"] = args.prompt
     if args.word_timestamps:
-        options["token_timestamps"] = True
+        options["word_timestamps"] = True
     if args.vad:
         options["vad"] = True
     return options
