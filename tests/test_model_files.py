@@ -81,3 +81,24 @@ def test_a_damaged_cached_model_is_installed_again(tmp_path, tiny_en_ct2_dir):
     path.write_bytes(good[: len(good) // 2])  # e.g. a disk that filled up under another tool
     assert resolve_model_path("tiny.en", cache=tmp_path) == path
     assert path.read_bytes() == good
+
+
+def test_context_parses_the_file_once_when_given_its_info(tiny_en_ggml, monkeypatch) -> None:
+    """Context validates the file itself (whisper.cpp trusts its input) unless its caller
+    hands it the ModelInfo of that very file: then it is not parsed again."""
+    import dataclasses
+
+    from whisperx_native import _native
+    from whisperx_native.models import ggml_file
+
+    info = ggml_file.validate(tiny_en_ggml)
+    calls = []
+    real = ggml_file.validate
+    monkeypatch.setattr(ggml_file, "validate", lambda p: calls.append(p) or real(p))
+    with _native.Context(str(tiny_en_ggml), info=info) as ctx:
+        assert ctx.info is info and calls == []
+    with _native.Context(str(tiny_en_ggml)) as ctx:
+        assert len(calls) == 1 and ctx.info.path == info.path
+    stale = dataclasses.replace(info, file_size=info.file_size + 1)
+    with _native.Context(str(tiny_en_ggml), info=stale):
+        assert len(calls) == 2  # not this file as it is now: validated again

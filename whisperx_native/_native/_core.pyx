@@ -11,7 +11,8 @@ Ownership model (see also _core.pyi):
   created from it is freed, so closing a model while another thread transcribes never
   frees weights under a running computation: the last user frees them.
 
-Everything here is policy-free; whisperx_native.model builds the friendly API on top.
+Policy (presets, threads, language, long-form chunks) lives above, in
+whisperx_native.pipeline; what is here checks its input and owns native memory.
 """
 
 from libc.stdint cimport int64_t
@@ -92,6 +93,16 @@ cdef int check_status(int rc, str where) except -1:
     if rc < 0:
         raise InferenceError(rc, where, STATUS.get((where, rc), "unknown error"))
     return 0
+
+
+def _describes(info, path) -> bool:
+    """Whether ``info`` (a ModelInfo) was read from ``path`` as it is now (same file, size)."""
+    if info is None:
+        return False
+    try:
+        return os.path.samefile(info.path, path) and os.path.getsize(path) == info.file_size
+    except (OSError, AttributeError, TypeError):
+        return False
 
 
 def _native_options(opts):
@@ -291,6 +302,7 @@ cdef class Context:
     cdef readonly double load_ms
     cdef readonly dict sizes          # native buffer sizes logged at load, bytes
     cdef readonly object alignment_heads  # as given: a preset name, ("top", n), pairs or None
+    cdef readonly object info             # models.ggml_file.ModelInfo of the file
     cdef w.whisper_ahead * _heads     # custom alignment heads (whisper.cpp keeps the pointer)
     cdef bint _closing                # close() requested
     cdef int _active                  # states alive (each holds the context)
@@ -306,20 +318,25 @@ cdef class Context:
         self.sizes = {}
 
     def __init__(self, path, *, bint use_gpu=True, bint flash_attn=True, int gpu_device=0,
-                 alignment_heads=None):
+                 alignment_heads=None, info=None):
         """Load a ggml model file. The file is validated first, completely (see
         whisperx_native.models.ggml_file; a few ms): whisper.cpp trusts its input.
 
         ``alignment_heads`` makes word timestamps possible (``word_timestamps=True`` in a
         run): a model name of ``ALIGNMENT_HEADS``, ``("top", n)`` for every head of the last
-        ``n`` decoder layers, or ``(text_layer, head)`` pairs. None: no word timestamps."""
+        ``n`` decoder layers, or ``(text_layer, head)`` pairs. None: no word timestamps.
+
+        ``info``: the ``ModelInfo`` its caller's ``ggml_file.validate(path)`` returned, so the
+        file is parsed once per load (it is used only if it describes this very file)."""
         from whisperx_native.models.ggml_file import validate as _validate_model
         from whisperx_native.validation import check_path
 
         if self._ctx != NULL:
             raise UsageError("Context.__init__ called twice")
         path = check_path(path, "path")
-        _validate_model(path)  # ModelError for anything whisper.cpp could crash on
+        if not _describes(info, path):
+            info = _validate_model(path)  # ModelError for anything whisper.cpp could crash on
+        self.info = info
         cdef w.whisper_context_params cparams = w.whisper_context_default_params()
         cdef bytes bpath = os.fsencode(path)
         cdef const char * cpath = bpath
@@ -539,8 +556,8 @@ cdef c_bool _cb_encoder_begin(w.whisper_context * c, w.whisper_state * s, void *
 
 cdef void _cb_logits(w.whisper_context * c, w.whisper_state * s, const w.whisper_token_data * tokens,
                      int n_tokens, float * logits, void * ud) noexcept nogil:
-    # Called once per decoding step (per decoder); only the first call after an
-    # encode marks the phase change, which happens on whisper.cpp's own thread.
+    # Called once per decoding step (per decoder), inside whisper_full on the calling
+    # thread without the GIL; only the first call after an encode marks the phase change.
     cdef RunCtl * ctl = <RunCtl *>ud
     if ctl.phase == PHASE_ENC:
         _phase_to(ctl, PHASE_DEC)
