@@ -236,7 +236,7 @@ def test_model_cancel_leaves_a_state_back_in_the_pool_alone(tiny, jfk_samples):
     stale = []
 
     def snapshot(_percent):  # what Model.cancel() reads under its lock, mid-run
-        stale[:] = [(st, st.generation) for st in tiny._running]
+        stale[:] = [(st, st.generation) for st in tiny._engine.pool.running]
 
     tiny.transcribe(jfk_samples[:16000], preset="fast", progress_callback=snapshot)
     assert stale

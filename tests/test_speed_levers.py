@@ -63,7 +63,7 @@ def test_numpy_features_shape_and_padding(tiny) -> None:
 
 
 def test_precomputed_mel_is_checked(tiny, jfk_samples) -> None:
-    st = tiny._acquire()
+    st = tiny._engine.pool.acquire()
     try:
         opts = PRESETS["fast"].replace(language="en", n_threads=1)
         mel, frames = features.log_mel(jfk_samples, ggml_file.read_mel_filters(tiny.path))
@@ -78,14 +78,14 @@ def test_precomputed_mel_is_checked(tiny, jfk_samples) -> None:
         raw = st.full(jfk_samples, opts, mel=mel, mel_frames=frames)  # the state still works
         assert JFK in str(raw["segments"]).lower()
     finally:
-        tiny._release(st)
+        tiny._engine.pool.release(st)
 
 
 def test_word_timestamps_still_use_whisper_cpps_features(tiny, jfk_samples) -> None:
     """Token timestamps read the signal energy whisper.cpp computes from the samples."""
     r = tiny.transcribe(jfk_samples, preset="fast", language="en", token_timestamps=True)
     assert JFK in r.text.lower() and any(s.words for s in r.segments)
-    assert tiny._features(jfk_samples, PRESETS["fast"].replace(token_timestamps=True))[0] is None
+    assert tiny._features.compute(jfk_samples, PRESETS["fast"].replace(token_timestamps=True))[0] is None
 
 
 def test_bf16_model_file(tiny_en_ggml: Path, tmp_path: Path, jfk_samples) -> None:
@@ -158,4 +158,4 @@ def test_full_context_run_after_a_trimmed_one_is_unchanged(tiny_en_ggml, jfk_sam
         p1 = [t.p for s in first.segments for t in s.tokens]
         p2 = [t.p for s in again.segments for t in s.tokens]
         assert np.allclose(p1, p2, atol=1e-4)
-        assert len(m._idle) <= m.max_idle_states
+        assert len(m._engine.pool.idle) <= m.max_idle_states

@@ -1,0 +1,246 @@
+"""The pipeline's decisions without a model: options and threads, language, the plan of a
+call (one pass or VAD chunks from synthetic speech segments), features, and results
+assembled from raw native records (issue 17: engine / pipeline split)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import whisperx_native as wn
+from whisperx_native import pipeline, threads
+from whisperx_native._native import RawSegment, RawToken
+from whisperx_native.engine import StateGroup, StatePool
+from whisperx_native.options import N_AUDIO_CTX, PRESETS
+from whisperx_native.vad import Chunk
+
+SR = 16000
+
+
+@pytest.fixture(autouse=True)
+def _eight_cores(monkeypatch):
+    """Thread counts as on an 8-core machine, whatever this one has."""
+    monkeypatch.setattr(threads, "cpu_count", lambda: 8)
+
+
+def _resolve(preset=None, n=8, **kw):
+    defaults = dict(n_threads=4, explicit_threads=False, adapt_threads=False, multilingual=True, name="m")
+    defaults.update(kw.pop("_model", {}))
+    return pipeline.resolve(preset, kw, n, **defaults)
+
+
+# --------------------------------------------------------------------------- options and threads
+def test_resolve_applies_preset_keywords_and_the_models_threads():
+    opts = _resolve("fast", 20 * SR, beam_size=2)
+    assert opts.beam_size == 2 and opts.temperature_increment == 0.0 and opts.n_threads == 4
+    assert opts.audio_ctx % 256 == 0 and 0 < opts.audio_ctx < N_AUDIO_CTX  # fast: trimmed on short audio
+    assert _resolve(None, 20 * SR).beam_size == 5  # accurate by default
+    assert _resolve(None, SR, language="auto").language is None
+
+
+def test_threads_adapt_to_load_only_when_nobody_chose_a_count():
+    busy = dict(adapt_threads=True, load=lambda n: 1)
+    assert pipeline.resolve(None, {}, SR, n_threads=4, **busy).n_threads == 1
+    assert pipeline.resolve(None, {"n_threads": 3}, SR, n_threads=4, **busy).n_threads == 3
+    assert pipeline.resolve(None, {}, SR, n_threads=4, explicit_threads=True, **busy).n_threads == 4
+    opts = pipeline.resolve(None, {"decode_threads": 2}, SR, n_threads=4, **busy)
+    assert (opts.n_threads, opts.decode_threads) == (1, 1)
+    with pytest.raises(wn.OptionError, match="decode_threads"):
+        pipeline.resolve(None, {"n_threads": 2, "decode_threads": 3}, SR, n_threads=4)
+
+
+def test_clamp_threads_is_the_thread_policy(monkeypatch):
+    monkeypatch.setattr(threads, "cpu_count", lambda: 2)
+    assert pipeline.clamp_threads(None) == pipeline.clamp_threads(0) == threads.default_threads() == 2
+    assert pipeline.clamp_threads(16) == 2
+    with pytest.raises(wn.OptionError):
+        pipeline.clamp_threads(-1)
+
+
+def test_language_rules():
+    assert _resolve(language="DE").language == "de"
+    with pytest.raises(wn.OptionError, match="unknown language"):
+        _resolve(language="xx")
+    english_only = {"_model": {"multilingual": False, "name": "tiny.en"}}
+    with pytest.raises(wn.OptionError, match="English-only"):
+        _resolve(language="de", **english_only)
+    with pytest.raises(wn.OptionError, match="translate"):
+        _resolve(translate=True, **english_only)
+    assert _resolve(language="en", **english_only).language == "en"
+
+
+# --------------------------------------------------------------------------- the plan
+def test_one_pass_plan():
+    opts = _resolve("fast", 10 * SR, language="en")
+    plan = pipeline.make_plan(opts, 10 * SR, multilingual=True, preset="fast")
+    assert not plan.chunked and plan.workers == 1 and plan.run_opts == opts
+    assert plan.preset == "fast" and plan.language == "en" and not plan.detect
+    assert plan.audio_s == 10.0 and plan.n_threads == 4
+    assert not plan.full_ctx  # fast on 10 s: a trimmed encoder context
+    assert pipeline.make_plan(_resolve(None, 10 * SR), 10 * SR, multilingual=True).full_ctx
+
+
+def test_language_is_detected_only_for_multilingual_models_asked_for_none():
+    opts = _resolve(None, 10 * SR)
+    assert pipeline.make_plan(opts, 10 * SR, multilingual=True).detect
+    plan = pipeline.make_plan(opts, 10 * SR, multilingual=False)
+    assert not plan.detect and plan.language == "en" and plan.opts.language is None  # as asked
+    assert not pipeline.make_plan(opts.replace(language="fr"), 10 * SR, multilingual=True).detect
+
+
+def test_chunk_plan_from_synthetic_speech():
+    n = 100 * SR
+    speech = [(1.0, 10.0), (12.0, 25.0), (40.0, 55.0), (60.0, 62.0), (80.0, 99.0)]
+    opts = _resolve(None, n, n_threads=4)
+    plan = pipeline.make_plan(opts, n, multilingual=True, speech=speech, vad_ms=5.0)
+    assert plan.chunked and plan.vad_ms == 5.0
+    assert all(isinstance(c, Chunk) for c in plan.chunks)
+    joined = [sum(b - a for a, b in c.pieces) / SR for c in plan.chunks]
+    assert all(j <= 30.0 for j in joined) and sum(joined) == pytest.approx(9 + 13 + 15 + 2 + 19)
+    assert [c.start for c in plan.chunks] == sorted(c.start for c in plan.chunks)
+    assert plan.workers == min(len(plan.chunks), 4)
+    # each state gets its share of the call's threads, and runs speech only
+    assert plan.run_opts.n_threads == max(1, 4 // plan.workers) and plan.run_opts.speech_only
+    assert plan.n_threads == 4 and not plan.opts.speech_only
+
+
+def test_chunk_workers_and_threads_per_state():
+    n = 200 * SR
+    speech = [(t, t + 25.0) for t in range(0, 200, 30)]  # 7 chunks
+    plan = pipeline.make_plan(_resolve(None, n, n_threads=4, chunk_workers=2), n, multilingual=True, speech=speech)
+    assert len(plan.chunks) == 7 and plan.workers == 2 and plan.run_opts.n_threads == 2
+    plan = pipeline.make_plan(_resolve(None, n, n_threads=2, decode_threads=2), n, multilingual=True, speech=speech)
+    assert plan.workers == 2 and (plan.run_opts.n_threads, plan.run_opts.decode_threads) == (1, 1)
+
+
+def test_no_speech_plans_no_chunks():
+    plan = pipeline.make_plan(_resolve(None, 60 * SR), 60 * SR, multilingual=True, speech=[])
+    assert plan.chunked and plan.chunks == () and plan.workers == 1
+
+
+def test_when_the_long_form_path_is_taken():
+    opts = _resolve(None, SR)
+    assert not pipeline.use_chunks(opts, 30.0) and pipeline.use_chunks(opts, 30.5)
+    assert pipeline.use_chunks(opts.replace(vad=True), 5.0)
+    assert not pipeline.use_chunks(opts.replace(vad=False), 300.0)
+    assert not pipeline.use_chunks(opts.replace(offset_ms=1000), 300.0)
+
+
+# --------------------------------------------------------------------------- features and language
+def test_features_only_where_whisper_cpp_need_not_compute_them():
+    rng = np.random.default_rng(0)
+    feats = pipeline.Features(np.abs(rng.standard_normal((80, 201))).astype(np.float32))
+    x = rng.standard_normal(3 * SR).astype(np.float32) * 0.1
+    mel, frames, ms = feats.compute(x, PRESETS["fast"])
+    assert mel.shape[0] == 80 and frames == 299 and ms >= 0
+    for opts in (PRESETS["fast"].replace(token_timestamps=True), PRESETS["fast"].replace(offset_ms=10)):
+        assert feats.compute(x, opts) == (None, 0, 0.0)
+    assert feats.compute(x, PRESETS["fast"], enabled=False) == (None, 0, 0.0)
+
+
+class _FakeState:
+    def __init__(self):
+        self.seen = None
+
+    def detect_language(self, samples, n_threads):
+        self.seen = (samples.size, n_threads)
+        return {"de": 0.9, "en": 0.09999, "fr": 0.00001}
+
+
+def test_detect_language_reads_the_first_window():
+    st = _FakeState()
+    lang, probs, ms = pipeline.detect_language(st, np.zeros(90 * SR, np.float32), 3)
+    assert lang == "de" and probs == pytest.approx({"de": 0.9, "en": 0.09999}) and ms >= 0
+    assert st.seen == (30 * SR, 3)
+
+
+# --------------------------------------------------------------------------- raw records → results
+def _raw(t0, t1, text, toks=None):
+    return RawSegment(t0, t1, text, 0.01, False, toks)
+
+
+def test_segments_of_raw_records():
+    toks = [RawToken(10, b" Hi", 0.9, -0.1, 0.123456, 0.5, None, None),
+            RawToken(11, b" there", 0.8, -0.2, 0.5, 1.0, None, None)]
+    seg = pipeline.segment(_raw(0.1234, 1.0006, " Hi there", toks))
+    assert (seg.start, seg.end, seg.text) == (0.123, 1.001, " Hi there")
+    assert [(t.id, t.text, t.start) for t in seg.tokens] == [(10, " Hi", 0.123), (11, " there", 0.5)]
+    assert seg.words == [] and pipeline.segment(_raw(0, 1, "x")).tokens == []
+    words_of = pipeline.word_builder(PRESETS["fast"].replace(token_timestamps=True), "en", 50256, None, "m")
+    assert [w.text for w in pipeline.segments([_raw(0, 1, " Hi there", toks)], words_of)[0].words] == \
+        ["Hi", "there"]
+    assert pipeline.word_builder(PRESETS["fast"], "en", 50256, None, "m") is None
+    with pytest.raises(wn.OptionError, match="alignment heads"):
+        pipeline.word_builder(PRESETS["fast"].replace(word_timestamps=True), "en", 50256, None, "m")
+
+
+def test_a_chunk_run_maps_times_back_to_the_file():
+    chunk = Chunk(((10 * SR, 12 * SR), (20 * SR, 23 * SR)))
+
+    class State:
+        def full(self, audio, opts, mel=None, mel_frames=0, on_segment=None):
+            assert audio.size == int(5.1 * SR) and mel is None
+            return {"segments": [_raw(0.5, 2.0, " a"), _raw(2.2, 4.0, " b")],
+                    "timings": {"mel_ms": 1.0, "encode_ms": 2.0, "decode_ms": 3.0, "total_ms": 7.0, "n_encode": 1}}
+
+    segs, native = pipeline.run_chunk(State(), np.zeros(30 * SR, np.float32), chunk, PRESETS["fast"], None,
+                                      pipeline.Features(None), numpy_features=False)
+    assert [(s.start, s.end) for s in segs] == [(10.5, 12.0), (20.1, 21.9)]
+    total = pipeline.sum_timings([native, native])
+    assert total["total_ms"] == 14.0 and total["n_encode"] == 2
+    t = pipeline.timings(10.0, total, 1.0, 20.0, 4, 5.0, chunks=2, workers=2)
+    assert t["real_time_factor"] == 0.002 and t["native_ms"] == 14.0 and t["chunks"] == 2
+
+
+# --------------------------------------------------------------------------- the engine's pool rules
+class _State:
+    def __init__(self):
+        self.generation, self.closed, self.cancels = 0, False, []
+
+    def claim(self):
+        self.generation += 1
+        return self.generation
+
+    def cancel(self, generation=None):
+        self.cancels.append(generation)
+
+    def close(self):
+        self.closed = True
+
+
+class _Ctx:
+    def new_state(self):
+        return _State()
+
+
+def test_pool_keeps_full_context_runs_off_trimmed_states():
+    pool = StatePool(_Ctx(), max_idle=2)
+    a, b = pool.acquire(True), pool.acquire(True)
+    pool.release(a, trimmed=True)
+    pool.release(b)
+    assert pool.acquire(True) is b  # a ran a trimmed context: never for a full one
+    assert pool.acquire(False) is a and a.generation == 1  # claimed for its new owner
+    pool.release(a, trimmed=True)
+    pool.release(b)
+    assert pool.acquire(True) is b
+    c = pool.acquire(True)  # a new one: the idle one is trimmed
+    assert c not in (a, b)
+    pool.release(b)
+    pool.release(c)  # three idle, two kept: the trimmed one goes first
+    assert a.closed and not b.closed and len(pool.idle) == 2
+    pool.close()
+    assert b.closed and c.closed and pool.closed
+    with pytest.raises(wn.ClosedError):
+        pool.acquire()
+
+
+def test_group_cancels_with_each_owners_generation():
+    pool = StatePool(_Ctx())
+    st = pool.acquire()
+    group = StateGroup()
+    group.add(st)
+    group.cancel()
+    assert st.cancels == [st.generation] and group.cancelled
+    late = pool.acquire()
+    group.add(late)  # a state added after the cancel is cancelled at once
+    assert late.cancels == [late.generation]

@@ -1,0 +1,319 @@
+"""The pipeline: every policy decision of a transcription, testable without a model.
+
+audio in → validated samples (audio.py) → options (preset + keywords, the thread policy of
+threads.py, the language checked) → a :class:`Plan` (one pass, or VAD chunks on several
+states, threads per state, language to detect or not) → features (the log-mel spectrogram,
+computed once per native run) → segments, words and timings assembled from the native
+layer's raw records (``RawSegment``/``RawToken``, read by attribute).
+
+Nothing here owns native memory: the engine (engine.py) holds the states and runs the work
+this module describes; ``Model`` (model.py) joins the two. The functions that take a
+``state`` only call its ``detect_language``/``full``, so any object with those serves.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import _native, features, threads
+from .audio import SAMPLE_RATE
+from .errors import ModelError, OptionError
+from .models import registry
+from .options import N_AUDIO_CTX, WINDOW_SECONDS, DecodeOptions, resolve_options
+from .result import Segment, Token
+from .vad import Chunk, load_vad, plan_chunks, remap_segment
+from .validation import check_int
+from .words import NO_SPACE_LANGUAGES, DtwWords, TokenTimeWords, as_token
+
+__all__ = ["CHUNK_VAD", "MIN_SAMPLES", "Features", "Plan", "alignment_heads_for", "check_language", "clamp_threads",
+           "detect_language", "make_plan", "resolve", "run_chunk", "segment", "segments", "speech_segments",
+           "sum_timings", "timings", "use_chunks", "word_builder"]
+
+log = logging.getLogger("whisperx_native")
+
+#: whisper.cpp skips input shorter than 100 ms (10 mel frames).
+MIN_SAMPLES = SAMPLE_RATE // 10
+
+#: Silero segmentation for long-form chunks, faster-whisper's batched pipeline's: a 160 ms
+#: pause ends a segment, 400 ms of padding, speech split at the window's length;
+#: vad_parameters override them.
+CHUNK_VAD = {"min_silence_ms": 160, "speech_pad_ms": 400, "max_speech_s": WINDOW_SECONDS - 1.0}
+
+
+# ---------------------------------------------------------------------- model-level choices
+def clamp_threads(n: Optional[int]) -> int:
+    """A model's thread count: None or 0 for the default, never more than the cores (said)."""
+    n = 0 if n is None else check_int(n, "n_threads", 0, None)
+    if n == 0:
+        return threads.default_threads()
+    if threads.clamp(n) < n:
+        log.warning("n_threads=%d is more than the %d available cores; using them all", n, threads.cpu_count())
+    return threads.clamp(n)
+
+
+def alignment_heads_for(value, name: str, hp):
+    """``Model(alignment_heads=...)`` → what the native context takes (see Model): "auto" is
+    a registry name's preset, else the one architecture ``hp`` matches, else every head of
+    the last half of the decoder layers; anything else is passed on (the context checks it)."""
+    if not (isinstance(value, str) and value == "auto"):
+        return value  # None, a preset, ("top", n) or pairs: the native context checks them
+    try:
+        return registry.get(name).alignment_heads  # a registry name: its architecture's preset
+    except ModelError:
+        pass
+    heads, exact = registry.alignment_heads_for(hp)
+    if not exact:
+        log.info("%s: no alignment-head preset for a model of %d decoder layers x %d heads (%s, %d mel bands); "
+                 "word timestamps read every head of the last %d layers", name, hp.n_text_layer, hp.n_text_head,
+                 "multilingual" if hp.is_multilingual else "English-only", hp.n_mels, heads[1])
+    return heads
+
+
+# ---------------------------------------------------------------------- options of one call
+def check_language(opts: DecodeOptions, multilingual: bool, name: str) -> DecodeOptions:
+    """The language code lower-cased and known to whisper.cpp; English-only models refuse
+    other languages and translation."""
+    lang = opts.language
+    if lang is not None:
+        lang = lang.lower()
+        if _native.lang_id(lang) < 0:
+            raise OptionError(f"unknown language {opts.language!r}; use a code like 'en', 'de', or 'auto'")
+        opts = opts.replace(language=lang)
+    if not multilingual:
+        if lang not in (None, "en"):
+            raise OptionError(f"{name} is an English-only model; it cannot transcribe {lang!r}")
+        if opts.translate:
+            raise OptionError(f"{name} is an English-only model; translate needs a multilingual one")
+    return opts
+
+
+def resolve(preset: Optional[str], options: Mapping[str, object], n_samples: int, *, n_threads: int,
+            explicit_threads: bool = False, adapt_threads: bool = True, multilingual: bool = True,
+            name: str = "model", load: Optional[Callable[[int], int]] = None) -> DecodeOptions:
+    """Preset + keywords → validated options for one call, with its thread count.
+
+    An explicit thread count (``Model(n_threads=N)`` → ``explicit_threads``, or
+    ``transcribe(n_threads=N)``) is used as given (never more than the cores). Otherwise,
+    with ``adapt_threads``, the call uses only the cores other processes leave free
+    (``load``: threads.for_load): results do not depend on the thread count
+    (vendor/patches/0005), so this changes speed, never text."""
+    explicit = bool(options.get("n_threads")) or explicit_threads
+    opts = resolve_options(preset, dict(options), n_samples, SAMPLE_RATE, n_threads)
+    opts = check_language(opts, multilingual, name)  # validation clamped the threads to the cores
+    if opts.decode_threads > opts.n_threads:
+        raise OptionError(f"decode_threads must be 0 (= n_threads) .. n_threads ({opts.n_threads}), "
+                          f"got {opts.decode_threads}")
+    if adapt_threads and not explicit and opts.n_threads > 1:
+        n = (load or threads.for_load)(opts.n_threads)
+        if n < opts.n_threads:
+            log.debug("other processes keep cores busy: %d thread(s) instead of %d", n, opts.n_threads)
+            opts = opts.replace(n_threads=n, decode_threads=min(opts.decode_threads, n))
+    return opts
+
+
+# ---------------------------------------------------------------------- the plan
+def use_chunks(opts: DecodeOptions, audio_s: float) -> bool:
+    """The long-form path: asked for (``vad=True``), or by default (``vad=None``) for audio
+    longer than one window when nothing needs whisper.cpp's own seek over the whole file."""
+    if opts.vad is not None:
+        return bool(opts.vad)
+    return audio_s > WINDOW_SECONDS and not (opts.offset_ms or opts.duration_ms or opts.single_segment)
+
+
+def speech_segments(samples: np.ndarray, opts: DecodeOptions) -> List[Tuple[float, float]]:
+    """Speech segments (seconds) of ``samples`` by Silero VAD (load_vad validates the file
+    first: whisper.cpp trusts its input)."""
+    vad, _info = load_vad(opts.vad_model, n_threads=1)
+    try:
+        return vad.segments(samples, **{**CHUNK_VAD, **dict(opts.vad_parameters)})
+    finally:
+        vad.close()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one call will do, decided before any native state is taken.
+
+    ``opts`` are the call's options (threads of the whole call; ``language`` as asked, None
+    to detect); ``run_opts`` what each native run gets (per-state threads, ``speech_only`` on
+    chunks; the language is filled in after detection). ``chunks`` is None for one
+    ``whisper_full`` pass over the whole audio, else the VAD chunks in file order (empty: no
+    speech, nothing to run); ``workers`` states run them at once."""
+
+    preset: str
+    opts: DecodeOptions
+    run_opts: DecodeOptions
+    n_samples: int
+    language: Optional[str]              # decided before the run; None: detect it
+    detect: bool                         # detect the language on the first 30 s first
+    chunks: Optional[Tuple[Chunk, ...]] = None
+    workers: int = 1
+    vad_ms: float = 0.0
+
+    @property
+    def audio_s(self) -> float:
+        return self.n_samples / SAMPLE_RATE
+
+    @property
+    def n_threads(self) -> int:
+        """The call's threads (all states together)."""
+        return self.opts.n_threads
+
+    @property
+    def full_ctx(self) -> bool:
+        """Whether the runs use the whole 1500-position encoder context (the engine gives
+        them states that never ran a trimmed one: engine.StatePool)."""
+        return self.run_opts.audio_ctx in (0, N_AUDIO_CTX)
+
+    @property
+    def chunked(self) -> bool:
+        return self.chunks is not None
+
+
+def make_plan(opts: DecodeOptions, n_samples: int, *, multilingual: bool, preset: Optional[str] = None,
+              speech: Optional[Sequence[Tuple[float, float]]] = None, vad_ms: float = 0.0) -> Plan:
+    """The plan of one call: ``speech`` (VAD segments in seconds, :func:`speech_segments`)
+    makes it the chunked long-form plan, None one pass. Language: as asked, "en" for an
+    English-only model asked for none, else detected (multilingual models only)."""
+    language = opts.language if opts.language is not None or multilingual else "en"
+    detect = language is None
+    common = dict(preset=preset or "accurate", opts=opts, n_samples=n_samples, language=language, detect=detect)
+    if speech is None:
+        return Plan(run_opts=opts, **common)
+    chunks = tuple(plan_chunks(speech, n_samples))
+    workers = max(1, min(len(chunks), opts.chunk_workers or opts.n_threads))
+    per_worker = max(1, opts.n_threads // workers)
+    run_opts = opts.replace(n_threads=per_worker, decode_threads=min(opts.decode_threads, per_worker),
+                            speech_only=True)
+    return Plan(run_opts=run_opts, chunks=chunks, workers=workers, vad_ms=vad_ms, **common)
+
+
+# ---------------------------------------------------------------------- features and language
+class Features:
+    """Log-mel features computed with numpy (features.py) instead of whisper.cpp's own FFT:
+    same numbers, ~10x less CPU, once per native run. ``compute`` returns (None, 0, 0.0)
+    where whisper.cpp must compute them itself."""
+
+    #: Above this the numpy features (4 bytes x 80 x 100 per second, copied once more
+    #: into the native state) are not worth their memory: whisper.cpp computes them.
+    MAX_S = 1800.0
+
+    def __init__(self, mel_filters) -> None:
+        self._filters = mel_filters
+        self._bank: Optional[features.MelBank] = None  # on first use
+
+    def compute(self, samples: np.ndarray, opts: DecodeOptions, enabled: bool = True):
+        """(mel, frames, ms) for State.full, or (None, 0, 0.0): disabled, or token timestamps
+        and offset/duration (they read the samples natively), or audio out of range."""
+        if (not enabled or opts.token_timestamps or opts.offset_ms or opts.duration_ms
+                or samples.size <= features.N_FFT or samples.size > self.MAX_S * SAMPLE_RATE):
+            return None, 0, 0.0
+        t0 = time.perf_counter()
+        if self._bank is None:
+            self._bank = features.MelBank(self._filters)
+        mel, frames = features.log_mel(samples, self._bank)
+        return mel, frames, (time.perf_counter() - t0) * 1000
+
+
+def detect_language(state, samples: np.ndarray, n_threads: int):
+    """(language, probabilities >= 1e-4, ms): detection on the first 30 s of ``samples``.
+
+    whisper.cpp computes its own mel of those 30 s here: ``State.detect_language`` takes
+    samples only (whisper_pcm_to_mel_with_state + whisper_lang_auto_detect_with_state). The
+    one numpy mel of the run cannot be handed to it until the native layer has a
+    ``detect_language(mel=...)`` (whisper_set_mel_with_state before the detection); the
+    cost is one 30 s native mel (a few ms) per detection."""
+    td = time.perf_counter()
+    probs = state.detect_language(samples[:int(WINDOW_SECONDS * SAMPLE_RATE)], n_threads)
+    ms = (time.perf_counter() - td) * 1000
+    return next(iter(probs)), {k: float(v) for k, v in probs.items() if v >= 1e-4}, ms
+
+
+# ---------------------------------------------------------------------- raw records → results
+def word_builder(opts: DecodeOptions, language: Optional[str], eot: int, alignment_heads, name: str):
+    """What gives each segment its words: DTW times of the alignment heads
+    (``word_timestamps``), whisper.cpp's token times (``token_timestamps``), or nothing."""
+    if opts.word_timestamps:
+        if alignment_heads is None:
+            raise OptionError(f"word_timestamps needs the model's alignment heads, and {name} was loaded "
+                              "with alignment_heads=None: load it with alignment_heads='auto' (or a preset)")
+        return DtwWords(eot, language)
+    if not opts.token_timestamps:
+        return None
+    return TokenTimeWords(eot, language in NO_SPACE_LANGUAGES)
+
+
+def segments(raws, words_of=None, last_speech: float = 0.0) -> List[Segment]:
+    """Segments of raw native ones; DTW words are made for all of a run's segments together
+    (openai-whisper's heuristics look at a window's words and the speech before them)."""
+    if isinstance(words_of, DtwWords):
+        return [segment(raw, timed=timed) for raw, timed in zip(raws, words_of.build(raws, last_speech))]
+    return [segment(raw, words_of) for raw in raws]
+
+
+def segment(raw, words_of: "Optional[TokenTimeWords]" = None, timed=None) -> Segment:
+    """A ``Segment`` of a native ``RawSegment``; ``timed``: (start, end, words) of DtwWords."""
+    toks = raw.tokens
+    tokens = [] if not toks else [
+        Token(t.id, t.text.decode("utf-8", "replace"), t.p, t.logprob, round(t.t0, 3), round(t.t1, 3))
+        for t in map(as_token, toks)]
+    t0, t1 = raw.t0, raw.t1
+    words = words_of.build(toks) if words_of is not None and toks else []
+    if timed is not None:
+        t0, t1, words = timed
+    return Segment(round(t0, 3), round(t1, 3), raw.text, raw.no_speech_prob, raw.speaker_turn_next, tokens, words)
+
+
+def run_chunk(state, samples: np.ndarray, chunk: Chunk, opts: DecodeOptions, words_of, feats: Features,
+              numpy_features: bool = True, on_segment=None):
+    """One chunk on ``state``: its audio, features, one ``whisper_full`` and its segments in
+    file time. Returns (segments, native timings)."""
+    audio, to_original = chunk.audio(samples)
+    # no window for the chunk's padding after its speech (vad/chunks.py: window_start_limit_ms)
+    pad_s = {**CHUNK_VAD, **dict(opts.vad_parameters)}["speech_pad_ms"] / 1000
+    opts = opts.replace(window_start_limit_ms=chunk.window_start_limit_ms(pad_s))
+    mel, mel_frames, mel_ms = feats.compute(audio, opts, numpy_features)
+    raw = state.full(audio, opts, mel=mel, mel_frames=mel_frames, on_segment=on_segment)
+    del mel
+    native = dict(raw["timings"])
+    native["mel_ms"] += mel_ms
+    # Words are made in file time: a DTW time in the silence joined between two pieces of
+    # speech goes to the piece after it for a start, before it for an end (remap_segment).
+    return segments([remap_segment(s, to_original) for s in raw["segments"]], words_of, chunk.start), native
+
+
+#: whisper.cpp's phases of one run, summed over a call's runs.
+NATIVE_PHASES = ("mel_ms", "encode_ms", "decode_ms", "total_ms", "n_encode")
+
+
+def sum_timings(runs: Sequence[Mapping[str, float]]) -> Dict[str, float]:
+    """whisper.cpp's phases (``NATIVE_PHASES``) summed over runs."""
+    t: Dict[str, float] = {"mel_ms": 0.0, "encode_ms": 0.0, "decode_ms": 0.0, "total_ms": 0.0, "n_encode": 0}
+    for run in runs:
+        for k in t:
+            t[k] += run[k]
+    return t
+
+
+def timings(audio_s: float, native: Mapping[str, float], detect_ms: float, total_ms: float, n_threads: int,
+            load_ms: float, **extra) -> Dict[str, float]:
+    """A call's timings: ``native`` is whisper.cpp's phases (summed over chunks)."""
+    return {
+        "audio_seconds": audio_s,
+        "load_ms": load_ms,
+        "language_ms": detect_ms,
+        "mel_ms": native["mel_ms"],
+        "encode_ms": native["encode_ms"],
+        "decode_ms": native["decode_ms"],
+        "native_ms": native["total_ms"],
+        "total_ms": total_ms,
+        "n_encode": native["n_encode"],
+        "n_threads": n_threads,
+        **extra,  # the long-form path's vad_ms, chunks, workers
+        "real_time_factor": total_ms / 1000 / audio_s,
+    }
