@@ -1,5 +1,5 @@
 """Long-form decoding: Silero VAD, chunks of at most one window, transcribed in parallel on
-states of one model, times mapped back to the file (model.py, vad/chunks.py)."""
+states of one model, times mapped back to the file (pipeline.py, engine.py, vad/chunks.py)."""
 
 from __future__ import annotations
 

@@ -4,6 +4,9 @@ assembled from raw native records (issue 17: engine / pipeline split)."""
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -122,6 +125,8 @@ def test_when_the_long_form_path_is_taken():
     opts = _resolve(None, SR)
     assert not pipeline.use_chunks(opts, 30.0) and pipeline.use_chunks(opts, 30.5)
     assert pipeline.use_chunks(opts.replace(vad=True), 5.0)
+    params = pipeline.vad_parameters(opts.replace(vad_parameters=(("speech_pad_ms", 200),)))
+    assert params == {**pipeline.CHUNK_VAD, "speech_pad_ms": 200}
     assert not pipeline.use_chunks(opts.replace(vad=False), 300.0)
     assert not pipeline.use_chunks(opts.replace(offset_ms=1000), 300.0)
 
@@ -244,3 +249,29 @@ def test_group_cancels_with_each_owners_generation():
     late = pool.acquire()
     group.add(late)  # a state added after the cancel is cancelled at once
     assert late.cancels == [late.generation]
+
+
+# --------------------------------------------------------------------------- the layers
+def _package_imports(module) -> set:
+    """The package modules ``module`` imports (relative imports, first name after the dots)."""
+    tree = ast.parse(Path(module.__file__).read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            found.update([node.module.split(".")[0]] if node.module else [a.name for a in node.names])
+    return found
+
+
+def test_the_engine_owns_native_state_and_decides_nothing():
+    from whisperx_native import engine
+
+    assert _package_imports(engine) <= {"_native", "errors", "vad"}  # no options, threads, words
+    assert "vad.chunks" not in Path(engine.__file__).read_text()  # the VAD's model file only (vad.silero)
+
+
+def test_the_pipeline_creates_no_native_object():
+    tree = ast.parse(Path(pipeline.__file__).read_text())
+    calls = {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
+    assert not calls & {"Context", "State", "VadContext", "new_state", "claim"}
+    assert "load_vad" not in Path(pipeline.__file__).read_text()
+    assert "engine" not in _package_imports(pipeline) and "model" not in _package_imports(pipeline)

@@ -3,7 +3,8 @@
 ``Engine`` holds the native ``Context`` (the weights) and a :class:`StatePool` of native
 ``State`` objects (the per-run buffers: KV caches, compute buffers). It runs the work the
 pipeline (pipeline.py) planned: one job on one state, or a list of jobs on several states
-in parallel, with their segments handed to the caller in order as they are decoded.
+in parallel, with their segments handed to the caller in order as they are decoded; and it
+runs the Silero VAD the long-form plan is made from (:func:`speech_segments`).
 Which options a run gets, what a job does with its state and how raw records become
 results are the pipeline's business; what a state may safely be reused for is this
 module's.
@@ -17,8 +18,20 @@ from typing import Callable, Dict, Iterator, List, Optional
 
 from . import _native
 from .errors import ClosedError
+from .vad.silero import load_vad
 
-__all__ = ["Engine", "StateGroup", "StatePool"]
+__all__ = ["Engine", "StateGroup", "StatePool", "speech_segments"]
+
+
+def speech_segments(samples, vad_model=None, params=None) -> List[tuple]:
+    """Speech segments (seconds) of ``samples`` by Silero VAD with segmentation ``params``
+    (the pipeline's: pipeline.vad_parameters); the VAD model is loaded for the call (load_vad
+    validates the file first: whisper.cpp trusts its input) and freed after it."""
+    vad, _info = load_vad(vad_model, n_threads=1)
+    try:
+        return vad.segments(samples, **(params or {}))
+    finally:
+        vad.close()
 
 
 class StatePool:

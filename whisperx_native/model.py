@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Callable, Dict, Optional
 
-from . import pipeline
+from . import engine, pipeline
 from .audio import SAMPLE_RATE, AudioLike, as_samples
 from .cancel import CancelToken
 from .engine import Engine, StateGroup
@@ -198,7 +198,7 @@ class Model:
             plan = pipeline.make_plan(opts, samples.size, multilingual=self.multilingual, preset=preset)
             return self._run_single(plan, samples, t0, progress_callback, segment_callback, on_state)
         tv = time.perf_counter()
-        speech = pipeline.speech_segments(samples, opts)
+        speech = engine.speech_segments(samples, opts.vad_model, pipeline.vad_parameters(opts))
         plan = pipeline.make_plan(opts, samples.size, multilingual=self.multilingual, preset=preset, speech=speech,
                                   vad_ms=(time.perf_counter() - tv) * 1000)
         return self._run_chunked(plan, samples, t0, progress_callback, segment_callback, on_state)

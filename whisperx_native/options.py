@@ -83,7 +83,8 @@ class DecodeOptions:
     offset_ms: int = 0
     duration_ms: int = 0
     # Long-form transcription: Silero VAD finds the speech, packed into chunks of at most one
-    # window that are transcribed independently and in parallel (model.py). None: for audio
+    # window that are transcribed independently and in parallel (planned in pipeline.py, run by
+    # engine.py). None: for audio
     # longer than one window; True: always; False: one whisper.cpp pass over the whole audio.
     vad: Optional[bool] = None
     # States working on chunks at once (0: one per thread of the call, each on one thread).

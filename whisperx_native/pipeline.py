@@ -26,13 +26,13 @@ from .errors import ModelError, OptionError
 from .models import registry
 from .options import N_AUDIO_CTX, WINDOW_SECONDS, DecodeOptions, resolve_options
 from .result import Segment, Token
-from .vad import Chunk, load_vad, plan_chunks, remap_segment
+from .vad import Chunk, plan_chunks, remap_segment
 from .validation import check_int
 from .words import NO_SPACE_LANGUAGES, DtwWords, TokenTimeWords, as_token
 
 __all__ = ["CHUNK_VAD", "MIN_SAMPLES", "Features", "Plan", "alignment_heads_for", "check_language", "clamp_threads",
-           "detect_language", "make_plan", "resolve", "run_chunk", "segment", "segments", "speech_segments",
-           "sum_timings", "timings", "use_chunks", "word_builder"]
+           "detect_language", "make_plan", "resolve", "run_chunk", "segment", "segments", "sum_timings",
+           "timings", "use_chunks", "vad_parameters", "word_builder"]
 
 log = logging.getLogger("whisperx_native")
 
@@ -125,14 +125,10 @@ def use_chunks(opts: DecodeOptions, audio_s: float) -> bool:
     return audio_s > WINDOW_SECONDS and not (opts.offset_ms or opts.duration_ms or opts.single_segment)
 
 
-def speech_segments(samples: np.ndarray, opts: DecodeOptions) -> List[Tuple[float, float]]:
-    """Speech segments (seconds) of ``samples`` by Silero VAD (load_vad validates the file
-    first: whisper.cpp trusts its input)."""
-    vad, _info = load_vad(opts.vad_model, n_threads=1)
-    try:
-        return vad.segments(samples, **{**CHUNK_VAD, **dict(opts.vad_parameters)})
-    finally:
-        vad.close()
+def vad_parameters(opts: DecodeOptions) -> Dict[str, object]:
+    """The Silero segmentation of the long-form path: CHUNK_VAD, ``opts.vad_parameters`` over it
+    (the engine runs the VAD with them: engine.speech_segments)."""
+    return {**CHUNK_VAD, **dict(opts.vad_parameters)}
 
 
 @dataclass(frozen=True)
@@ -177,7 +173,7 @@ class Plan:
 
 def make_plan(opts: DecodeOptions, n_samples: int, *, multilingual: bool, preset: Optional[str] = None,
               speech: Optional[Sequence[Tuple[float, float]]] = None, vad_ms: float = 0.0) -> Plan:
-    """The plan of one call: ``speech`` (VAD segments in seconds, :func:`speech_segments`)
+    """The plan of one call: ``speech`` (VAD segments in seconds, engine.speech_segments)
     makes it the chunked long-form plan, None one pass. Language: as asked, "en" for an
     English-only model asked for none, else detected (multilingual models only)."""
     language = opts.language if opts.language is not None or multilingual else "en"
