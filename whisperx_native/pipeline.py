@@ -271,7 +271,7 @@ def run_chunk(state, samples: np.ndarray, chunk: Chunk, opts: DecodeOptions, wor
     file time. Returns (segments, native timings)."""
     audio, to_original = chunk.audio(samples)
     # no window for the chunk's padding after its speech (vad/chunks.py: window_start_limit_ms)
-    pad_s = {**CHUNK_VAD, **dict(opts.vad_parameters)}["speech_pad_ms"] / 1000
+    pad_s = vad_parameters(opts)["speech_pad_ms"] / 1000
     opts = opts.replace(window_start_limit_ms=chunk.window_start_limit_ms(pad_s))
     mel, mel_frames, mel_ms = feats.compute(audio, opts, numpy_features)
     raw = state.full(audio, opts, mel=mel, mel_frames=mel_frames, on_segment=on_segment)
