@@ -139,7 +139,9 @@ def test_language_probability(base, jfk_samples):
 
 
 def _raw(tid, text: bytes, p, start, end):
-    return (tid, text, p, 0.0, start, end, None)   # the native layer's token tuple
+    from whisperx_native._native import RawToken
+
+    return RawToken(tid, text, p, 0.0, start, end, None, None)   # the native layer's token record
 
 
 def test_words_join_split_characters_and_skip_special_tokens():

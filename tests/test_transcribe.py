@@ -143,3 +143,25 @@ def test_vad_model_is_checked_before_whisper_cpp_sees_it(tiny, jfk_samples, tmp_
     bad.write_bytes(b"\0" * 1000)
     with pytest.raises(wn.ModelError):
         tiny.transcribe(jfk_samples, vad=True, vad_model=str(bad))
+
+
+def test_language_is_detected_on_the_one_mel(base_ggml, jfk_samples, monkeypatch) -> None:
+    """Detection reads the first window of the call's own mel (features computed once),
+    with what whisper.cpp's mel of the samples gives (issue 17)."""
+    from whisperx_native import _native, pipeline
+
+    model = wn.Model(base_ggml, n_threads=2)
+    mel, _frames, _ms = model._features.compute(jfk_samples, wn.DecodeOptions(), True)
+    with _native.Context(str(base_ggml)) as ctx, ctx.new_state() as st:
+        from_samples = st.detect_language(jfk_samples, 2)
+        from_mel = st.detect_language(n_threads=2, mel=mel)
+        with pytest.raises(wn.OptionError):
+            st.detect_language(jfk_samples, 2, mel=mel)
+    assert next(iter(from_mel)) == next(iter(from_samples)) == "en"
+    assert abs(from_mel["en"] - from_samples["en"]) < 0.02
+    seen = []
+    real = pipeline.detect_language
+    monkeypatch.setattr(pipeline, "detect_language",
+                        lambda st, s, n, mel=None: seen.append(mel is not None) or real(st, s, n, mel))
+    result = model.transcribe(jfk_samples)
+    assert result.language == "en" and seen == [True]

@@ -225,10 +225,10 @@ class Model:
 
         opts, probs, detect_ms = plan.run_opts.replace(language=plan.language), None, 0.0
         with self._engine.state(plan.full_ctx, on_state) as st:
-            if plan.detect:
-                language, probs, detect_ms = pipeline.detect_language(st, samples, opts.n_threads)
-                opts = opts.replace(language=language)
             mel, mel_frames, mel_ms = self._features.compute(samples, opts, self.numpy_features)
+            if plan.detect:  # on the first window of the one mel (features computed once)
+                language, probs, detect_ms = pipeline.detect_language(st, samples, opts.n_threads, mel)
+                opts = opts.replace(language=language)
             raw = st.full(samples, opts, on_progress=progress_callback,
                           on_segment=on_segment if segment_callback is not None else None,
                           mel=mel, mel_frames=mel_frames)

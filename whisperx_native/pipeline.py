@@ -216,16 +216,17 @@ class Features:
         return mel, frames, (time.perf_counter() - t0) * 1000
 
 
-def detect_language(state, samples: np.ndarray, n_threads: int):
-    """(language, probabilities >= 1e-4, ms): detection on the first 30 s of ``samples``.
+def detect_language(state, samples: np.ndarray, n_threads: int, mel: Optional[np.ndarray] = None):
+    """(language, probabilities >= 1e-4, ms): detection on the first 30 s.
 
-    whisper.cpp computes its own mel of those 30 s here: ``State.detect_language`` takes
-    samples only (whisper_pcm_to_mel_with_state + whisper_lang_auto_detect_with_state). The
-    one numpy mel of the run cannot be handed to it until the native layer has a
-    ``detect_language(mel=...)`` (whisper_set_mel_with_state before the detection); the
-    cost is one 30 s native mel (a few ms) per detection."""
+    From the run's one mel when there is one (its first window, as openai-whisper detects
+    on the whole file's mel), so the features are computed once; otherwise whisper.cpp
+    computes the mel of the first 30 s of ``samples``."""
     td = time.perf_counter()
-    probs = state.detect_language(samples[:int(WINDOW_SECONDS * SAMPLE_RATE)], n_threads)
+    if mel is not None:
+        probs = state.detect_language(n_threads=n_threads, mel=mel)
+    else:
+        probs = state.detect_language(samples[:int(WINDOW_SECONDS * SAMPLE_RATE)], n_threads)
     ms = (time.perf_counter() - td) * 1000
     return next(iter(probs)), {k: float(v) for k, v in probs.items() if v >= 1e-4}, ms
 

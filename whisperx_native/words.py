@@ -28,14 +28,15 @@ import bisect
 import dataclasses
 import math
 import string
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ._native import RawSegment, RawToken  # the records of the native boundary, declared once
 from .result import Segment, Word
 
 __all__ = ["APPEND_PUNCTUATIONS", "NO_SPACE_LANGUAGES", "PREPEND_PUNCTUATIONS", "DtwWords", "RawToken",
-           "TokenTimeWords", "as_token", "finish", "pauses", "snap_to_pauses"]
+           "TokenTimeWords", "as_segment", "as_token", "finish", "pauses", "snap_to_pauses"]
 
 #: openai-whisper's (and faster-whisper's) defaults: merged into the word after / before them.
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"
@@ -46,24 +47,14 @@ SENTENCE_END_MARKS = ".。!！?？"
 NO_SPACE_LANGUAGES = frozenset({"zh", "yue", "ja", "th", "lo", "my", "bo"})
 
 
-class RawToken(NamedTuple):
-    """The native layer's token (``_native.RawToken``), or an older 7-field tuple read into it."""
-    id: int
-    text: bytes
-    p: float
-    logprob: float
-    t0: float
-    t1: float
-    dtw_start: Optional[float] = None
-    dtw_end: Optional[float] = None
-
-
 def as_token(tok) -> RawToken:
-    """``tok`` with attribute names: the native 8-field RawToken as it is, a 7-field tuple
-    (``t_dtw`` last, before DTW word times existed) without DTW times."""
-    if hasattr(tok, "dtw_end"):
-        return tok
-    return RawToken(*tok[:6])
+    """``tok`` as the native record (a plain tuple of its 8 fields is read into one)."""
+    return tok if isinstance(tok, RawToken) else RawToken._make(tok)
+
+
+def as_segment(raw) -> RawSegment:
+    """``raw`` as the native record (a plain tuple of its 6 fields is read into one)."""
+    return raw if isinstance(raw, RawSegment) else RawSegment._make(raw)
 
 
 # ----------------------------------------------------------------------------- DTW words
@@ -94,7 +85,8 @@ class DtwWords:
     def build(self, raws: Sequence, last_speech: float = 0.0) -> List[Tuple[float, float, List[Word]]]:
         """(start, end, words) of each raw segment, in order. ``last_speech``: where speech
         was last heard before these segments (openai-whisper's last_speech_timestamp)."""
-        out: List[Tuple[float, float, List[Word]]] = [(raw[0], raw[1], []) for raw in raws]
+        raws = [as_segment(raw) for raw in raws]
+        out: List[Tuple[float, float, List[Word]]] = [(raw.t0, raw.t1, []) for raw in raws]
         for group in self._windows(raws):
             last_speech = self._window(raws, group, out, last_speech)
         return out
@@ -108,7 +100,7 @@ class DtwWords:
         groups: List[List[Tuple[int, List[RawToken]]]] = []
         last_end = None
         for i, raw in enumerate(raws):
-            toks = [t for t in map(as_token, raw[5] or ()) if t.id < self.eot]
+            toks = [t for t in map(as_token, raw.tokens or ()) if t.id < self.eot]
             if not toks:
                 continue
             first = toks[0].dtw_start

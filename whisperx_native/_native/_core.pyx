@@ -64,6 +64,9 @@ ALIGNMENT_HEADS = {
 }
 
 
+#: Mel frames of one 30-s window (10 ms each).
+WINDOW_FRAMES = 3000
+
 #: Every native failure the binding reports, in one table (pyarrow's check_status idea):
 #: (whisper.cpp function, return code) -> its documented meaning (src/whisper.cpp, 1.8.5 +
 #: vendor/patches). Boolean/NULL-returning functions report failure as code -1.
@@ -791,31 +794,59 @@ cdef class State:
             tokens,
         )
 
-    def detect_language(self, const float[::1] samples, n_threads=1):
-        """Language probabilities of the first 30 s: {code: p}, best first."""
+    def detect_language(self, samples=None, n_threads=1, *, mel=None):
+        """Language probabilities of the first 30 s: {code: p}, best first.
+
+        From ``samples`` (16 kHz float32: whisper.cpp computes their mel) or from ``mel``, a
+        log-mel spectrogram of the call (float32, n_mel x n_len, whisperx_native.features),
+        of which the first window's frames are used: the features are computed once."""
         cdef int nt = _threads(n_threads)
         cdef w.whisper_context * c
         cdef int n_lang = w.whisper_lang_max_id() + 1
         cdef float * probs
-        cdef int rc = 0, best
-        cdef Py_ssize_t n = samples.shape[0]
-        if n == 0:
-            raise AudioError("no audio")
+        cdef int rc = 0, best = 0, use_mel = mel is not None
+        cdef const float[::1] pcm
+        cdef const float[:, ::1] mel_view
+        cdef const float * data = NULL
+        cdef Py_ssize_t n = 0
+        cdef int mel_n = 0, mel_len = 0
+        if use_mel:
+            import numpy as _np
+            if samples is not None:
+                raise OptionError("detect_language takes samples or a mel, not both")
+            m = _np.asarray(mel)
+            if m.dtype != _np.float32 or m.ndim != 2 or m.shape[1] == 0:
+                raise OptionError(f"mel must be a 2-D float32 array (n_mel x frames), got {m.dtype} {m.shape}")
+            mel_view = _np.ascontiguousarray(m[:, :WINDOW_FRAMES])
+            mel_n, mel_len = mel_view.shape[0], mel_view.shape[1]
+            data = &mel_view[0, 0]
+        else:
+            if samples is None:
+                raise AudioError("no audio")
+            pcm = samples
+            n = pcm.shape[0]
+            if n == 0:
+                raise AudioError("no audio")
+            data = &pcm[0]
         if not self._run_lock.acquire(False):
             raise BusyError("this state is already transcribing in another thread")
         try:
             self._check()
             c = self._owner._ctx
+            if use_mel and mel_n != w.whisper_model_n_mels(c):
+                raise OptionError(f"mel has {mel_n} bands, the model {w.whisper_model_n_mels(c)}")
             probs = <float *>malloc(n_lang * sizeof(float))
             if probs == NULL:
                 raise MemoryError()
             try:
-                best = 0
                 with nogil:
-                    rc = w.whisper_pcm_to_mel_with_state(c, self._st, &samples[0], <int>n, nt)
+                    if use_mel:
+                        rc = w.whisper_set_mel_with_state(c, self._st, data, mel_len, mel_n)
+                    else:
+                        rc = w.whisper_pcm_to_mel_with_state(c, self._st, data, <int>n, nt)
                     if rc == 0:
                         best = w.whisper_lang_auto_detect_with_state(c, self._st, 0, nt, probs)
-                check_status(-1 if rc != 0 else 0, "whisper_pcm_to_mel")
+                check_status(-1 if rc != 0 else 0, "whisper_set_mel" if use_mel else "whisper_pcm_to_mel")
                 check_status(best, "whisper_lang_auto_detect")
                 out = {(<bytes>w.whisper_lang_str(i)).decode(): probs[i] for i in range(n_lang)}
             finally:

@@ -130,7 +130,7 @@ class WhisperManager:
         return self._served is not None
 
     def status(self) -> dict:
-        # Under the lock only a snapshot: psutil and the Model's own lock are taken outside
+        # Under the lock only a snapshot: psutil and the model's state-pool lock are taken outside
         # it, so a slow status() never holds up calls, loads or the idle timer.
         with self._cond:
             served = self._served
