@@ -312,3 +312,27 @@ def test_split_ct2_packages_are_checked_joined(tmp_path, monkeypatch):
     with pytest.raises(wn.ModelError) as info:  # the checksums pass: the converter refuses the junk
         store.convert_packaged("base", tmp_path / "ggml-base.bin")
     assert "pinned checksum" not in str(info.value)
+
+
+def test_what_the_conversion_writes_is_pinned_too(tmp_path, monkeypatch):
+    """The pinned tiny.en package converts to the pinned weights; a converter that wrote
+    other weights (here: one weight changed on its way out) is refused and leaves no file."""
+    out = tmp_path / "ggml-tiny.en.bin"
+    assert store.weights_digest(store.convert_packaged("tiny.en", out)) == store.CONVERTED_WEIGHTS_SHA256["tiny.en"]
+    real = store.convert_ct2
+
+    def drifting_converter(src, target, overwrite=False):
+        path = real(src, target, overwrite=overwrite)
+        t = store.validate(path).tensors[-1]
+        with open(path, "r+b") as f:  # one byte of the last tensor's data
+            f.seek(t.offset)
+            b = f.read(1)
+            f.seek(t.offset)
+            f.write(bytes([b[0] ^ 1]))
+        return path
+
+    monkeypatch.setattr(store, "convert_ct2", drifting_converter)
+    out2 = tmp_path / "drift" / "ggml-tiny.en.bin"
+    with pytest.raises(wn.ModelError, match="wrote other weights than pinned"):
+        store.convert_packaged("tiny.en", out2)
+    assert not out2.exists()

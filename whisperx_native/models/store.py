@@ -48,7 +48,8 @@ log = logging.getLogger("whisperx_native.models")
 
 __all__ = ["cache_dir", "resolve_model_path", "install", "Installed", "Attempt", "installed_models", "measure_memory", "remove",
            "verify", "convert_packaged", "packaged_ct2_files", "CT2_PACKAGES", "DEFAULT_MODEL", "ENV_CACHE",
-           "ENV_OFFLINE", "looks_like_path", "is_synthetic", "SYNTHETIC_TOKEN_PREFIX", "CT2_SHA256"]
+           "ENV_OFFLINE", "looks_like_path", "is_synthetic", "SYNTHETIC_TOKEN_PREFIX", "CT2_SHA256",
+           "CONVERTED_WEIGHTS_SHA256", "weights_digest"]
 
 #: The model the CLI uses when none is named.
 DEFAULT_MODEL = "base"
@@ -74,6 +75,14 @@ CT2_SHA256: Dict[str, Dict[str, str]] = {
                 "vocabulary.txt": "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf"},
     "base": {"model.bin": "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
              "vocabulary.txt": "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913"},
+}
+#: SHA-256 of the weights the conversion writes from those pinned inputs (``weights_digest``:
+#: every tensor's name, shape, type and data in file order; the header's mel filterbank,
+#: computed in floating point, is left out): a converter that starts writing other weights
+#: is caught at install, not by a user's transcript.
+CONVERTED_WEIGHTS_SHA256: Dict[str, str] = {
+    "tiny.en": "4f9aca9f240c40c45a6934d30d9e35b9b9672d3e4efadb34cf896d4807766d19",
+    "base": "c51e5dfb0a1899733cfea0d84609ff0da5ca962d88d3f9c0644f143af9df421e",
 }
 _SIDECAR = ".json"
 _LOCK_WAIT_LOG_S = 2.0
@@ -451,8 +460,41 @@ def _package_file(package: str, rel: str) -> Path:
     return path
 
 
+def weights_digest(path: "str | os.PathLike[str]") -> str:
+    """SHA-256 over every tensor of a ggml file (name, shape, type, data, in file order)."""
+    import hashlib
+
+    info = validate(path)
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for t in info.tensors:
+            h.update(f"{t.name}|{','.join(map(str, t.ne))}|{t.type.id}|".encode())
+            f.seek(t.offset)
+            left = t.nbytes
+            while left:
+                chunk = f.read(min(left, 1 << 20))
+                if not chunk:
+                    raise ModelError(f"{path}: truncated tensor {t.name}")
+                h.update(chunk)
+                left -= len(chunk)
+    return h.hexdigest()
+
+
 def convert_packaged(name: str, target: Path, *, overwrite: bool = False) -> Path:
-    """Convert the CTranslate2 model an installed package carries for ``name`` into ``target``."""
+    """Convert the CTranslate2 model an installed package carries for ``name`` into ``target``
+    (its inputs and its output checked against their pinned SHA-256)."""
+    out = _convert_packaged(name, target, overwrite=overwrite)
+    want = CONVERTED_WEIGHTS_SHA256.get(name)
+    if want:
+        got = weights_digest(out)
+        if got != want:
+            out.unlink(missing_ok=True)
+            raise ModelError(f"converting the pinned CTranslate2 {name} wrote other weights than pinned (SHA-256 "
+                             f"{got}, expected {want}): the converter changed; the file was not kept")
+    return out
+
+
+def _convert_packaged(name: str, target: Path, *, overwrite: bool = False) -> Path:
     parts = packaged_ct2_files(name)
     target.parent.mkdir(parents=True, exist_ok=True)
     if len(parts) == 1:
