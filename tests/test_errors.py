@@ -15,6 +15,8 @@ import whisperx_native as wn
 from whisperx_native import errors
 
 PACKAGE = Path(wn.__file__).parent
+#: The Cython sources are not installed (only the compiled module): read them from the checkout.
+NATIVE_SOURCES = Path(__file__).resolve().parents[1] / "whisperx_native" / "_native"
 
 #: Builtins raised on purpose that are protocol, not errors: a module's __getattr__, a
 #: missing optional dependency, the CLI's own closed-pipe and SIGTERM signals.
@@ -43,7 +45,7 @@ _CYTHON_RAISE = re.compile(r"^\s*raise (\w+)\b", re.M)
 
 @pytest.mark.parametrize("name", ["quantize.pxi", "vad.pxi", "_core.pyx"])
 def test_native_sources_raise_no_bare_builtin_errors(name):
-    text = (PACKAGE / "_native" / name).read_text()
+    text = (NATIVE_SOURCES / name).read_text()
     found = [m.group(1) for m in _CYTHON_RAISE.finditer(text)
              if m.group(1) in _BUILTIN_ERRORS and m.group(1) != "MemoryError"]  # allocation failures
     assert not found
@@ -94,7 +96,7 @@ def test_native_failures_come_from_one_table():
     from whisperx_native._native import STATUS
 
     for name in ("_core.pyx", "vad.pxi"):
-        text = (PACKAGE / "_native" / name).read_text()
+        text = (NATIVE_SOURCES / name).read_text()
         assert text.count("raise InferenceError(") == (1 if name == "_core.pyx" else 0), name  # check_status's own
         for where in re.findall(r'check_status\([^,]+, "(\w+)"\)', text):
             assert any(w == where for w, _ in STATUS), where
