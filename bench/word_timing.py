@@ -168,11 +168,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     results: Dict[str, Dict] = {}
     per_utt: Dict[str, List] = {}
 
-    errs, wall = [], 0.0
-    for wav, sentences in files:
-        words, w = ours_words(model, wav)
-        wall += w
-        errs += boundary_errors(sentences, words)
+    def measure(words_of):
+        """(boundary errors, transcription seconds) of one runner over both files."""
+        errs, wall = [], 0.0
+        for wav, sentences in files:
+            words, w = words_of(wav)
+            wall += w
+            errs += boundary_errors(sentences, words)
+        return errs, wall
+
+    errs, wall = measure(lambda wav: ours_words(model, wav))
     results["whisperx_native default"] = {**summary(errs), "wall_s": wall}
     per_utt["whisperx_native default"] = errs
     print("whisperx_native:", results["whisperx_native default"], flush=True)
@@ -182,11 +187,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         from whisperx_native.models.store import packaged_ct2_files
 
         fw = WhisperModel(str(Path(packaged_ct2_files("tiny.en")[0]).parent), device="cpu", cpu_threads=args.threads)
-        errs, wall = [], 0.0
-        for wav, sentences in files:
-            words, w = fw_words(fw, wav)
-            wall += w
-            errs += boundary_errors(sentences, words)
+        errs, wall = measure(lambda wav: fw_words(fw, wav))
         results["faster-whisper word_timestamps"] = {**summary(errs), "wall_s": wall}
         per_utt["faster-whisper word_timestamps"] = errs
         print("faster-whisper:", results["faster-whisper word_timestamps"], flush=True)
