@@ -24,7 +24,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from speech import JFK_TEXT, JFK_WAV, PARAGRAPHS
+from speech import JFK_TEXT, JFK_WAV, PARAGRAPHS, write_pcm16
 
 SR = 16000
 
@@ -106,14 +106,7 @@ def _trim(x: np.ndarray, thresh: float = 0.01) -> np.ndarray:
 
 
 def _write(path: Path, x: np.ndarray) -> None:
-    data = (np.clip(x, -1, 1 - 1 / 32768) * 32768).astype("<i2")
-    tmp = path.with_suffix(".tmp")
-    with wave.open(str(tmp), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SR)
-        w.writeframes(data.tobytes())
-    tmp.replace(path)
+    write_pcm16(path, (np.clip(x, -1, 1 - 1 / 32768) * 32768).astype("<i2"))
 
 
 def _check_tools() -> None:

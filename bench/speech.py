@@ -66,6 +66,17 @@ def _read(path: Path) -> np.ndarray:
         return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
 
 
+def write_pcm16(path: Path, data: np.ndarray) -> None:
+    """16 kHz mono 16-bit WAV of int16 ``data``, written beside and renamed into place."""
+    tmp = path.with_suffix(".tmp")
+    with wave.open(str(tmp), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SR)
+        w.writeframes(np.asarray(data, dtype="<i2").tobytes())
+    tmp.replace(path)
+
+
 def read_audio(path: Path) -> np.ndarray:
     """A 16 kHz mono 16-bit WAV as float32 in [-1, 1): what every runner gets."""
     return (_read(Path(path)).astype(np.float32) / 32768.0)
@@ -98,14 +109,7 @@ def build_long_speech(cache: Path, min_seconds: float = 190.0) -> tuple[Path, st
         pause = rng.uniform(0.4, 2.5)  # pauses, some long enough to be silence
         pieces.append(np.zeros(int(pause * SR), dtype="<i2"))
         i += 1
-    data = np.concatenate(pieces)
-    tmp = wav.with_suffix(".tmp")
-    with wave.open(str(tmp), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SR)
-        w.writeframes(data.tobytes())
-    tmp.replace(wav)
+    write_pcm16(wav, np.concatenate(pieces))
     ref.write_text(" ".join(texts))
     return wav, ref.read_text()
 
