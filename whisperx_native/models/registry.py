@@ -122,17 +122,12 @@ _TENSOR_HEADER_BYTES = 80
 # depend on the weight type. The decoder buffer holds the logits of the rows a step
 # reads (vendor/patches/0008; 448 x n_vocab floats before it) and the self-attention of
 # n_text_ctx tokens, which grows with the heads too: the fit is within 0.6 MB, and the
-# measured figure of each known shape (_DECODE_MEASURED) is used where there is one.
+# measured figure of each known shape (MEASURED_STATE) is used where there is one.
 _COMPUTE_FIT: Dict[str, Tuple[float, float, float]] = {
     "conv": (1_595_248, 23_997.7, 29_982.3),
     "encode": (1_594_681, 42_003.0, -66.5),
     "cross": (1_584_752, 6_002.3, 17.7),
     "decode": (1_789_548, 15_389.3, -19_202.0),
-}
-#: Decoder compute buffer by (n_text_state, n_text_head), bytes, as whisper.cpp logged it.
-_DECODE_MEASURED: Dict[Tuple[int, int], int] = {
-    (384, 6): 6_410_000, (512, 8): 7_560_000, (768, 12): 12_600_000, (1024, 16): 15_810_000,
-    (1280, 20): 19_030_000,
 }
 
 #: Per-state buffers whisper.cpp 1.8.5 logged on this machine (CPU backend, flash
@@ -149,6 +144,9 @@ MEASURED_STATE: Dict[str, Dict[str, int]] = {
         "large-v3-turbo": (10_490_000, 31_460_000, 7_860_000, 36_150_000, 55_350_000, 9_270_000, 19_030_000),
     }.items()
 }
+#: The decoder compute buffer of each measured shape, (n_text_state, n_text_head) -> bytes.
+_DECODE_MEASURED: Dict[Tuple[int, int], int] = {
+    (ARCHS[arch].n_text_state, ARCHS[arch].n_text_head): row["decode"] for arch, row in MEASURED_STATE.items()}
 
 
 def kv_self_cells(n_text_ctx: int, n_decoders: int = 1) -> int:
