@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from whisperx_native._native import VadContext
-from whisperx_native.errors import BusyError, ClosedError, ModelError
+from whisperx_native.errors import AudioError, BusyError, ClosedError, ModelError, OptionError
 from whisperx_native.realtime import StreamingVad, default_vad_model, validate_vad_model
 from whisperx_native.vad import load_vad
 
@@ -71,6 +71,24 @@ def test_segments_of_jfk(vad, jfk_samples):
     assert segs[0][0] < 0.6 and segs[-1][1] > 10.0
     assert all(a < b for a, b in segs)
     assert vad.segments(np.zeros(SR, np.float32)) == []
+
+
+def test_segments_from_block_fed_probabilities_equal_one_call(vad, jfk_samples):
+    """Patch 0013: a stream fed block by block (a long file never held whole) segments
+    exactly as one call over all the samples, the last partial frame included."""
+    x = np.concatenate([jfk_samples, np.zeros(SR // 3, np.float32), jfk_samples[: SR * 4 + 100]])
+    for params in ({}, {"min_silence_ms": 160, "speech_pad_ms": 400, "max_speech_s": 5.0}):
+        whole = vad.segments(x, **params)
+        blocks = [vad.detect(x[i:i + 512 * 9], reset=i == 0) for i in range(0, x.size, 512 * 9)]
+        probs = np.concatenate(blocks)
+        assert probs.size == -(-x.size // 512)
+        assert len(whole) >= 4 and vad.segments_from_probs(probs, **params) == whole
+    assert vad.segments_from_probs(np.zeros(0, np.float32)) == []
+    assert vad.segments_from_probs(np.zeros(100, np.float32)) == []
+    with pytest.raises(AudioError, match="finite"):
+        vad.segments_from_probs(np.array([0.5, np.nan], np.float32))
+    with pytest.raises(OptionError, match="threshold"):
+        vad.segments_from_probs(probs, threshold=2.0)
 
 
 def test_lifecycle_close_once_and_use_after_close(jfk_samples):

@@ -112,6 +112,17 @@ class VadContext:
         speech_pad_ms: int = ...,
         overlap_s: float = ...,
     ) -> List[Tuple[float, float]]: ...
+    def segments_from_probs(
+        self,
+        probs: Any,
+        *,
+        threshold: float = ...,
+        min_speech_ms: int = ...,
+        min_silence_ms: int = ...,
+        max_speech_s: float = ...,
+        speech_pad_ms: int = ...,
+        overlap_s: float = ...,
+    ) -> List[Tuple[float, float]]: ...
 
 # quantize.pxi: ggml's quantization kernels
 def quant_type_info(type_id: int) -> Tuple[int, int, bool]: ...

@@ -26,6 +26,37 @@ def _vad_samples(samples):
     return _np.ascontiguousarray(a, dtype=_np.float32)
 
 
+cdef w.whisper_vad_params _vad_params(threshold, min_speech_ms, min_silence_ms, max_speech_s, speech_pad_ms,
+                                      overlap_s) except *:
+    """whisper.cpp's segmentation parameters, each checked (OptionError) before C sees it."""
+    from whisperx_native.validation import check_float, check_int
+    from whisperx_native.errors import OptionError
+
+    cdef w.whisper_vad_params vp = w.whisper_vad_default_params()
+    vp.threshold = check_float(threshold, "threshold", 0.0, 1.0)
+    vp.min_speech_duration_ms = check_int(min_speech_ms, "min_speech_ms", 0, 100_000)
+    vp.min_silence_duration_ms = check_int(min_silence_ms, "min_silence_ms", 0, 100_000)
+    vp.speech_pad_ms = check_int(speech_pad_ms, "speech_pad_ms", 0, 100_000)
+    vp.samples_overlap = check_float(overlap_s, "overlap_s", 0.0, 10.0)
+    if max_speech_s != float("inf"):
+        max_speech_s = check_float(max_speech_s, "max_speech_s", 0.0, 1e9)
+    if not max_speech_s > 0:
+        raise OptionError(f"max_speech_s must be > 0 (inf: no limit), got {max_speech_s}")
+    vp.max_speech_duration_s = max_speech_s
+    return vp
+
+
+cdef list _vad_segment_list(w.whisper_vad_segments * segs):
+    """[(start_s, end_s), ...] of ``segs`` (whisper.cpp counts centiseconds); frees them."""
+    cdef int i, nseg
+    try:
+        nseg = w.whisper_vad_segments_n_segments(segs)
+        return [(w.whisper_vad_segments_get_segment_t0(segs, i) / 100.0,
+                 w.whisper_vad_segments_get_segment_t1(segs, i) / 100.0) for i in range(nseg)]
+    finally:
+        w.whisper_vad_free_segments(segs)
+
+
 cdef class VadContext:
     """One Silero VAD model (``whisper_vad_context``) and its streaming state.
 
@@ -160,34 +191,16 @@ cdef class VadContext:
         """Speech segments of ``samples`` as [(start_s, end_s), ...] (whisper.cpp's own
         segmentation, as ``whisper-cli --vad`` uses it). Resets the streaming state.
         Durations in ms are 0..100000 (whisper.cpp multiplies them by the rate in int32)."""
-        from whisperx_native.validation import check_float, check_int
-        from whisperx_native.errors import OptionError
-
-        cdef w.whisper_vad_params vp = w.whisper_vad_default_params()
+        cdef w.whisper_vad_params vp = _vad_params(threshold, min_speech_ms, min_silence_ms, max_speech_s,
+                                                   speech_pad_ms, overlap_s)
         cdef w.whisper_vad_segments * segs = NULL
-        threshold = check_float(threshold, "threshold", 0.0, 1.0)
-        min_speech_ms = check_int(min_speech_ms, "min_speech_ms", 0, 100_000)
-        min_silence_ms = check_int(min_silence_ms, "min_silence_ms", 0, 100_000)
-        speech_pad_ms = check_int(speech_pad_ms, "speech_pad_ms", 0, 100_000)
-        overlap_s = check_float(overlap_s, "overlap_s", 0.0, 10.0)
-        if max_speech_s != float("inf"):
-            max_speech_s = check_float(max_speech_s, "max_speech_s", 0.0, 1e9)
-        if not max_speech_s > 0:
-            raise OptionError(f"max_speech_s must be > 0 (inf: no limit), got {max_speech_s}")
         cdef const float[::1] view = _vad_samples(samples)
         cdef Py_ssize_t n = view.shape[0]
         cdef bint ok = True
-        cdef int i, nseg
         if n > 2147483647:
             raise AudioError("too many samples for one VAD call (at most 2**31 - 1)")
         if n == 0:
             return []
-        vp.threshold = threshold
-        vp.min_speech_duration_ms = min_speech_ms
-        vp.min_silence_duration_ms = min_silence_ms
-        vp.max_speech_duration_s = max_speech_s
-        vp.speech_pad_ms = speech_pad_ms
-        vp.samples_overlap = overlap_s
         self._enter()
         try:
             with nogil:
@@ -196,13 +209,35 @@ cdef class VadContext:
                     segs = w.whisper_vad_segments_from_probs(self._vctx, vp)
             if not ok or segs == NULL:
                 check_status(-1, "whisper_vad_segments_from_samples")
-            try:
-                nseg = w.whisper_vad_segments_n_segments(segs)
-                # whisper.cpp reports centiseconds
-                return [(w.whisper_vad_segments_get_segment_t0(segs, i) / 100.0,
-                         w.whisper_vad_segments_get_segment_t1(segs, i) / 100.0) for i in range(nseg)]
-            finally:
-                w.whisper_vad_free_segments(segs)
+            return _vad_segment_list(segs)
+        finally:
+            self._lock.release()
+
+    def segments_from_probs(self, probs, *, threshold=0.5, min_speech_ms=250, min_silence_ms=100,
+                            max_speech_s=float("inf"), speech_pad_ms=30, overlap_s=0.1):
+        """The segmentation of :meth:`segments` applied to speech probabilities the caller
+        gathered, one per frame from the start of the audio: those of ``detect`` fed block
+        by block (blocks a multiple of the frame, ``reset=False``; the same numbers as one
+        call over the whole audio), so a long file needs no more than a block in memory."""
+        cdef w.whisper_vad_params vp = _vad_params(threshold, min_speech_ms, min_silence_ms, max_speech_s,
+                                                   speech_pad_ms, overlap_s)
+        cdef w.whisper_vad_segments * segs = NULL
+        arr = _vad_samples(probs)
+        if not _np.all(_np.isfinite(arr)):
+            raise AudioError("VAD probabilities must be finite")
+        cdef const float[::1] view = arr
+        cdef Py_ssize_t n = view.shape[0]
+        if n > 2147483647 // 512:
+            raise AudioError("too many probabilities for one segmentation")
+        if n == 0:
+            return []
+        self._enter()
+        try:
+            with nogil:
+                segs = w.whisper_vad_segments_from_prob_array(self._vctx, &view[0], <int>n, vp)
+            if segs == NULL:
+                check_status(-1, "whisper_vad_segments_from_samples")
+            return _vad_segment_list(segs)
         finally:
             self._lock.release()
 

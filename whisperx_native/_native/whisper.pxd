@@ -255,6 +255,8 @@ cdef extern from "whisper.h" nogil:
     int whisper_vad_n_probs(whisper_vad_context * vctx)
     float * whisper_vad_probs(whisper_vad_context * vctx)
     whisper_vad_segments * whisper_vad_segments_from_probs(whisper_vad_context * vctx, whisper_vad_params params)
+    whisper_vad_segments * whisper_vad_segments_from_prob_array(whisper_vad_context * vctx, const float * probs,
+                                                                int n_probs, whisper_vad_params params)
     int whisper_vad_segments_n_segments(whisper_vad_segments * segments)
     float whisper_vad_segments_get_segment_t0(whisper_vad_segments * segments, int i_segment)
     float whisper_vad_segments_get_segment_t1(whisper_vad_segments * segments, int i_segment)
