@@ -25,13 +25,14 @@ import math
 import os
 import stat
 from pathlib import Path
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 
 from .errors import AudioError
 
-__all__ = ["SAMPLE_RATE", "MAX_SECONDS", "as_samples", "load_audio", "read_wav", "to_float32", "downmix"]
+__all__ = ["SAMPLE_RATE", "MAX_SECONDS", "as_samples", "load_audio", "stream_audio", "read_wav", "to_float32",
+           "downmix"]
 
 SAMPLE_RATE = 16000
 #: Longest input accepted in one call: 8 hours. The log-mel spectrogram alone of
@@ -110,16 +111,34 @@ MAX_AMPLITUDE = 65536.0
 
 
 def _check_samples(samples: np.ndarray, where: str = "audio") -> None:
-    lo, hi = float(samples.min()), float(samples.max())  # NaN propagates: one pass each, no copy
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        bad = int(np.count_nonzero(~np.isfinite(samples)))
-        raise AudioError(f"{where} contains {bad} NaN/Inf sample(s); clean or replace them (np.nan_to_num)")
-    peak = max(-lo, hi)
-    if peak > MAX_AMPLITUDE:
-        raise AudioError(f"{where} has samples up to {peak:.3g}: float audio must be in [-1, 1] "
-                         f"(at most {MAX_AMPLITUDE:.0f} is tolerated); scale it first")
+    check = _SampleCheck()
+    check.add(samples)
+    check.finish(where)
 
 
+class _SampleCheck:
+    """:func:`_check_samples` over samples that come block by block: the same verdict and
+    message as one call over all of them (NaN/Inf counted over all, the peak of all)."""
+
+    def __init__(self) -> None:
+        self.lo, self.hi, self.bad = math.inf, -math.inf, 0
+
+    def add(self, x: np.ndarray) -> None:
+        if not x.size:
+            return
+        lo, hi = float(x.min()), float(x.max())  # NaN propagates: one pass each, no copy
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            self.bad += int(np.count_nonzero(~np.isfinite(x)))
+        else:
+            self.lo, self.hi = min(self.lo, lo), max(self.hi, hi)
+
+    def finish(self, where: str = "audio") -> None:
+        if self.bad:
+            raise AudioError(f"{where} contains {self.bad} NaN/Inf sample(s); clean or replace them (np.nan_to_num)")
+        peak = max(-self.lo, self.hi)
+        if peak > MAX_AMPLITUDE:
+            raise AudioError(f"{where} has samples up to {peak:.3g}: float audio must be in [-1, 1] "
+                             f"(at most {MAX_AMPLITUDE:.0f} is tolerated); scale it first")
 
 
 def load_audio(path: Union[str, os.PathLike]) -> np.ndarray:
@@ -131,18 +150,54 @@ def load_audio(path: Union[str, os.PathLike]) -> np.ndarray:
     naming the file and the reason for a missing, unreadable, empty, corrupt or
     unsupported file, and for anything that is not a regular file (a FIFO would
     block forever, ``/dev/zero`` never ends): such paths are never read."""
+    return _decode(path, None)
+
+
+def stream_audio(path: Union[str, os.PathLike], sink: Callable[[np.ndarray], None]) -> int:
+    """Decode ``path`` as :func:`load_audio` does, but hand the 16 kHz mono float32 samples
+    to ``sink(block)`` block by block as they are decoded instead of keeping them: the
+    blocks joined are bit for bit what ``load_audio`` returns, and nothing here holds more
+    than one block. Returns the number of samples.
+
+    The checks and errors are ``load_audio``'s (rate, declared length, the size-based
+    limit, NaN/Inf and peak over all the samples: the last two only after the last block,
+    so a sink may have seen samples of a file that is then refused). An exception raised
+    by ``sink`` stops the decode and propagates as it is."""
+    try:
+        return _decode(path, sink)
+    except _SinkRaised as stop:
+        raise stop.exc from None
+
+
+class _SinkRaised(BaseException):
+    """Carries what a sink raised past the decoders' handlers (which turn their libraries'
+    errors into AudioError) to :func:`stream_audio`."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(exc)
+        self.exc = exc
+
+
+def _decode(path, sink):
+    """load_audio (``sink`` None: the samples) or stream_audio (the number of samples)."""
     f, p, size = _open_regular(path)
     with f:
         if size == 0:
             raise AudioError(f"{_show(p)}: the file is empty")
-        samples = _decode_sndfile(p, f, size)
-        if samples is None:
+        out = _decode_sndfile(p, f, size, sink)
+        if out is None:
             f.seek(0)
-            samples = _decode_ffmpeg(p, f, size)
-    if samples.size == 0:
+            out = _decode_ffmpeg(p, f, size, sink)
+    if sink is not None:
+        n, check = out
+        if n == 0:
+            raise AudioError(f"{_show(p)}: no samples: the file holds no audio")
+        check.finish(_show(p))
+        return n
+    if out.size == 0:
         raise AudioError(f"{_show(p)}: no samples: the file holds no audio")
-    _check_samples(samples, _show(p))
-    return samples
+    _check_samples(out, _show(p))
+    return out
 
 
 def _show(p) -> str:
@@ -210,14 +265,16 @@ def max_seconds_for(size: int) -> float:
 
 
 class _Mono16k:
-    """Collects decoded blocks as 16 kHz mono float32 in one array.
+    """Collects decoded blocks as 16 kHz mono float32 in one array, or, with a ``sink``,
+    hands each on (``sink(block)``) and keeps none.
 
     Blocks are (frames,) or (frames, channels) float32 at ``rate``; each is averaged
     to mono and resampled in a stream (soxr keeps the filter state across blocks).
     The rate and the declared length are checked first; the decoded length may never
     pass what the file's size can hold (:func:`max_seconds_for`)."""
 
-    def __init__(self, where: str, rate, expected_frames: float, file_size: Optional[int] = None) -> None:
+    def __init__(self, where: str, rate, expected_frames: float, file_size: Optional[int] = None,
+                 sink: Optional[Callable[[np.ndarray], None]] = None) -> None:
         if not isinstance(rate, (int, np.integer)) or not MIN_RATE <= rate <= MAX_RATE:
             raise AudioError(f"{where}: sample rate {rate} Hz is outside {MIN_RATE}..{MAX_RATE} Hz: "
                              "a corrupt header, not a recording")
@@ -239,7 +296,11 @@ class _Mono16k:
             if expected > self.max_n:
                 raise AudioError(f"{where}: the header claims {expected / SAMPLE_RATE / 3600:.1f} h of audio in a "
                                  f"file of {file_size} bytes: a corrupt header")
-        self.out = np.empty(int(math.ceil(min(expected, self.max_n))) + 64, np.float32)
+        # The buffer's size (a sink's too, never allocated: the same checks at the same lengths).
+        self.cap = int(math.ceil(min(expected, self.max_n))) + 64
+        self.sink = sink
+        self.out = np.empty(self.cap, np.float32) if sink is None else None
+        self.check = _SampleCheck() if sink is not None else None
         self.n = 0
 
     def add(self, block: np.ndarray) -> None:
@@ -249,29 +310,43 @@ class _Mono16k:
             block = self.resampler.resample_chunk(block)
         self._append(block)
 
-    def finish(self) -> np.ndarray:
+    def finish(self):
+        """The samples; with a sink, (how many were handed on, their _SampleCheck)."""
         if self.resampler is not None:  # the filter's tail
             self._append(self.resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+        if self.sink is not None:
+            return self.n, self.check
         out = self.out[:self.n]
         # A container's duration can be a loose estimate: don't keep a mostly empty buffer.
         return out.copy() if self.n < 0.9 * self.out.size else out
 
     def _append(self, x: np.ndarray) -> None:
         end = self.n + x.size
-        if end > self.out.size:
+        if end > self.cap:
             _check_length(end, self.where)
             if end > self.max_n + 64:
                 raise AudioError(f"{self.where}: decodes to more than {self.max_n / SAMPLE_RATE / 60:.0f} min of "
                                  f"audio from a file of {self.file_size} bytes: corrupt or a decompression bomb")
-            grown = np.empty(min(max(end, self.out.size * 3 // 2), self.max_n + 64), np.float32)
-            grown[:self.n] = self.out[:self.n]
-            self.out = grown
-        self.out[self.n:end] = x
+            self.cap = min(max(end, self.cap * 3 // 2), self.max_n + 64)
+            if self.sink is None:
+                grown = np.empty(self.cap, np.float32)
+                grown[:self.n] = self.out[:self.n]
+                self.out = grown
+        if self.sink is None:
+            self.out[self.n:end] = x
+        elif x.size:
+            x = np.ascontiguousarray(x, dtype=np.float32)
+            self.check.add(x)
+            try:
+                self.sink(x)
+            except BaseException as exc:  # past the decoders' handlers, untouched
+                raise _SinkRaised(exc) from None
         self.n = end
 
 
-def _decode_sndfile(p: Path, f, size: int) -> Optional[np.ndarray]:
-    """Samples through libsndfile, or None when it does not know the format."""
+def _decode_sndfile(p: Path, f, size: int, sink=None):
+    """Samples (with a sink: what _Mono16k.finish returns) through libsndfile, or None when
+    it does not know the format."""
     import soundfile as sf
 
     where = _show(p)
@@ -285,20 +360,20 @@ def _decode_sndfile(p: Path, f, size: int) -> Optional[np.ndarray]:
         channels = snd.channels
         if not 1 <= channels <= MAX_CHANNELS:
             raise AudioError(f"{where}: {channels} channels (at most {MAX_CHANNELS}): a corrupt header")
-        sink = _Mono16k(where, snd.samplerate, max(snd.frames, 0), size)
+        out = _Mono16k(where, snd.samplerate, max(snd.frames, 0), size, sink)
         block_frames = min(BLOCK_FRAMES, max(4096, (1 << 18) // channels))
         try:
             while True:
                 block = snd.read(block_frames, dtype="float32", always_2d=True)
                 if not len(block):
                     break
-                sink.add(block)
+                out.add(block)
         except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
             raise AudioError(f"{where}: cannot decode {snd.format_info}: {exc}") from None
-        return sink.finish()
+        return out.finish()
 
 
-def _decode_ffmpeg(p: Path, f, size: int) -> np.ndarray:
+def _decode_ffmpeg(p: Path, f, size: int, sink=None):
     """Samples of the first audio stream through FFmpeg (PyAV)."""
     where = _show(p)
     try:
@@ -320,15 +395,15 @@ def _decode_ffmpeg(p: Path, f, size: int) -> np.ndarray:
                 expected = float(stream.duration * stream.time_base) * (rate or 0)
             else:
                 expected = (container.duration or 0) / av.time_base * (rate or 0)
-            sink = _Mono16k(where, rate, expected, size)
+            out = _Mono16k(where, rate, expected, size, sink)
             # FFmpeg only downmixes and converts to float here; soxr resamples, as for libsndfile.
             to_mono = av.AudioResampler(format="flt", layout="mono", rate=rate)
             for frame in container.decode(stream):
-                for out in to_mono.resample(frame):
-                    sink.add(out.to_ndarray().reshape(-1))
-            for out in to_mono.resample(None):
-                sink.add(out.to_ndarray().reshape(-1))
-            return sink.finish()
+                for frame_out in to_mono.resample(frame):
+                    out.add(frame_out.to_ndarray().reshape(-1))
+            for frame_out in to_mono.resample(None):
+                out.add(frame_out.to_ndarray().reshape(-1))
+            return out.finish()
     except AudioError:
         raise
     except av.error.FFmpegError as exc:

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Callable, Dict, Iterator, List, Optional
 
 from . import _native
-from .errors import ClosedError
+from .errors import Cancelled, ClosedError
 from .vad.silero import load_vad
 
 __all__ = ["Engine", "StateGroup", "StatePool", "speech_segments"]
@@ -57,6 +57,7 @@ class StatePool:
         self._idle: List[_native.State] = []
         self._running: set = set()
         self._trimmed: set = set()  # states that ran a trimmed audio_ctx
+        self._watched: set = set()  # groups of calls not on a state yet (a file being read: watch)
         self._closed = False
 
     @property
@@ -122,11 +123,27 @@ class StatePool:
 
     def cancel_running(self) -> None:
         """Cancel every run on a state handed out now, each with its owner's generation: a
-        state that went back to the pool and on to another call is left alone."""
+        state that went back to the pool and on to another call is left alone; and every
+        call :meth:`watch` covers."""
         with self._lock:
             running = [(st, st.generation) for st in self._running]
+            watched = list(self._watched)
         for st, generation in running:
             st.cancel(generation)
+        for group in watched:
+            group.cancel()
+
+    @contextmanager
+    def watch(self, group: "StateGroup") -> Iterator["StateGroup"]:
+        """For the ``with`` block, :meth:`cancel_running` cancels ``group`` too: a call that
+        holds no state yet (its file being decoded) is stopped by ``Model.cancel()``."""
+        with self._lock:
+            self._watched.add(group)
+        try:
+            yield group
+        finally:
+            with self._lock:
+                self._watched.discard(group)
 
     def close(self) -> None:
         """Free the idle states; running ones are freed as they come back."""
@@ -239,12 +256,16 @@ class Engine:
             try:
                 while True:
                     with cond:
-                        if group.cancelled or any(isinstance(v, BaseException) for v in done.values()):
+                        if any(isinstance(v, BaseException) for v in done.values()):
                             return
                         i = next_index[0]
                         if i >= n_jobs:
                             return
                         next_index[0] += 1
+                        if group.cancelled:  # said, not just left: the caller waits for job i
+                            done[i] = Cancelled("transcription cancelled")
+                            cond.notify_all()
+                            return
 
                     def on_segment(raw, i=i):
                         with cond:

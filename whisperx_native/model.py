@@ -15,11 +15,11 @@ import threading
 import time
 from typing import Callable, Dict, Optional
 
-from . import engine, pipeline
+from . import engine, filestream, pipeline
 from .audio import SAMPLE_RATE, AudioLike, as_samples
 from .cancel import CancelToken
 from .engine import Engine, StateGroup
-from .errors import ClosedError
+from .errors import Cancelled, ClosedError
 from .models import ggml_file
 from .models.store import preferred_variant, resolve_model_path
 from .result import Result, Segment
@@ -140,7 +140,11 @@ class Model:
                    segment_callback: Optional[Callable[[Segment], None]] = None,
                    cancel_token: Optional[CancelToken] = None, **options) -> Result:
         """Transcribe ``audio``: a path to an audio file (any format ``load_audio``
-        reads) or a 1-D numpy array at 16 kHz.
+        reads) or a 1-D numpy array at 16 kHz. A file longer than one window on the long-form
+        path (the default) is never held in memory: it is decoded block by block into a
+        temporary file on disk while the Silero VAD runs over it (whisperx_native/filestream.py),
+        for the same transcript as its samples in memory; with ``vad=False`` (whisper.cpp's own
+        seek over the whole file) a file is decoded into memory whole.
 
         ``preset`` is ``"accurate"`` (default: beam search 5, temperature fallback) or
         ``"fast"`` (greedy, no fallback, trimmed encoder context on short audio);
@@ -184,10 +188,52 @@ class Model:
         from .compat import progress_logger  # faster-whisper's log_progress=True: a callback that logs
 
         progress_callback = progress_logger(options, progress_callback)
-        samples = as_samples(audio, sample_rate)
-        opts = pipeline.resolve(preset, options, samples.size, n_threads=self.n_threads,
+        if isinstance(audio, (str, os.PathLike)):
+            return self._run_path(audio, preset, options, t0, progress_callback, segment_callback, on_state)
+        return self._run_samples(as_samples(audio, sample_rate), preset, options, t0, progress_callback,
+                                 segment_callback, on_state)
+
+    def _resolve(self, preset, options, n_samples: int):
+        return pipeline.resolve(preset, options, n_samples, n_threads=self.n_threads,
                                 explicit_threads=self._explicit_threads, adapt_threads=self.adapt_threads,
                                 multilingual=self.multilingual, name=self.name)
+
+    def _run_path(self, path, preset, options, t0, progress_callback, segment_callback, on_state) -> Result:
+        """A file. Once it is longer than one window and the call takes the long-form path,
+        its samples go to a disk spool as they are decoded, the VAD (and, for words snapped
+        to pauses, the loudness envelope) fed on the way (filestream.read_path); a cancel
+        stops the decode between blocks. Otherwise its samples in memory, as before."""
+        snap = self.snap_words_to_pauses
+
+        def decide(n: int):
+            opts = self._resolve(preset, options, n)
+            if not pipeline.use_chunks(opts, n / SAMPLE_RATE):
+                return None  # one whisper_full over the whole file: it needs the samples whole
+            return filestream.StreamPlan(opts.vad_model, pipeline.vad_parameters(opts),
+                                         bool(opts.word_timestamps and snap), opts)
+
+        group = StateGroup()  # what a CancelToken (and Model.cancel) reaches while the file is read
+        if on_state is not None:
+            on_state(group)
+        try:
+            with self._engine.pool.watch(group):
+                read = filestream.read_path(path, decide, cancelled=lambda: group.cancelled)
+        finally:
+            if on_state is not None:
+                on_state(None)
+        with read:
+            if group.cancelled:
+                raise Cancelled("transcription cancelled")
+            if not read.streamed:
+                return self._run_samples(read.samples, preset, options, t0, progress_callback, segment_callback,
+                                         on_state)
+            plan = pipeline.make_plan(read.opts, read.samples.size, multilingual=self.multilingual, preset=preset,
+                                      speech=read.speech, vad_ms=read.vad_ms)
+            return self._run_chunked(plan, read.samples, t0, progress_callback, segment_callback, on_state,
+                                     gaps=read.gaps)
+
+    def _run_samples(self, samples, preset, options, t0, progress_callback, segment_callback, on_state) -> Result:
+        opts = self._resolve(preset, options, samples.size)
         audio_s = samples.size / SAMPLE_RATE
         if samples.size < pipeline.MIN_SAMPLES:
             log.warning("audio is %.0f ms long, shorter than whisper's 100 ms minimum: empty result",
@@ -207,11 +253,18 @@ class Model:
         """What gives each segment its words (pipeline.word_builder)."""
         return pipeline.word_builder(opts, language, self.info.token_eot, self.alignment_heads, self.name)
 
-    def _finish_words(self, plan, samples, segments):
-        """word_timestamps: words in order (those of neighbouring chunks too), inside the file."""
+    def _finish_words(self, plan, samples, segments, gaps=None):
+        """word_timestamps: words in order (those of neighbouring chunks too), inside the file;
+        ``gaps``: the file's pauses when they were found while it was read (filestream)."""
         if not plan.opts.word_timestamps:
             return segments
-        return finish_words(segments, plan.audio_s, samples if self.snap_words_to_pauses else None)
+        if not self.snap_words_to_pauses:
+            return finish_words(segments, plan.audio_s)
+        if gaps is None and isinstance(samples, filestream.Spool):
+            gaps = filestream.pauses_of(samples)
+        if gaps is not None:
+            return finish_words(segments, plan.audio_s, gaps=gaps)
+        return finish_words(segments, plan.audio_s, samples)
 
     def _result(self, plan, segments, language, probs, native, detect_ms, total_ms, **extra) -> Result:
         timings = pipeline.timings(plan.audio_s, native, detect_ms, total_ms, plan.n_threads,
@@ -240,11 +293,12 @@ class Model:
         segments = self._finish_words(plan, samples, pipeline.segments(raw["segments"], self._words(opts, language)))
         return self._result(plan, segments, language, probs, native, detect_ms, total_ms)
 
-    def _run_chunked(self, plan, samples, t0, progress_callback, segment_callback, on_state) -> Result:
+    def _run_chunked(self, plan, samples, t0, progress_callback, segment_callback, on_state, gaps=None) -> Result:
         """Long-form: Silero VAD found the speech, packed into chunks of at most one window
         (the plan); the chunks are transcribed independently (no text carried from one to
         the next) on several states of this model at once, one thread each when the call
-        has as many threads as chunks. Times are mapped back to the file."""
+        has as many threads as chunks. Times are mapped back to the file. ``samples``: an
+        array or a long file's filestream.Spool (each chunk reads its pieces back)."""
         chunks = plan.chunks
         if not chunks:  # no speech at all: nothing to transcribe, nothing invented
             return Result([], plan.opts.language, None,
@@ -283,7 +337,7 @@ class Model:
                 on_state(None)
         segments = [seg for segs, _ in results for seg in segs]
         native = pipeline.sum_timings([t for _, t in results])
-        segments = self._finish_words(plan, samples, segments)
+        segments = self._finish_words(plan, samples, segments, gaps)
         return self._result(plan, segments, language, probs, native, detect_ms, (time.perf_counter() - t0) * 1000,
                             vad_ms=plan.vad_ms, chunks=len(chunks), workers=plan.workers)
 

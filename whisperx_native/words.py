@@ -36,7 +36,7 @@ from ._native import RawSegment, RawToken  # the records of the native boundary,
 from .result import Segment, Word
 
 __all__ = ["APPEND_PUNCTUATIONS", "NO_SPACE_LANGUAGES", "PREPEND_PUNCTUATIONS", "DtwWords", "RawToken",
-           "TokenTimeWords", "as_segment", "as_token", "finish", "pauses", "snap_to_pauses"]
+           "Loudness", "TokenTimeWords", "as_segment", "as_token", "finish", "pauses", "snap_to_pauses"]
 
 #: openai-whisper's (and faster-whisper's) defaults: merged into the word after / before them.
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"
@@ -251,14 +251,16 @@ def _clean(text: str) -> str:
 
 
 # ----------------------------------------------------------------------------- promises
-def finish(segments: List[Segment], audio_s: float, samples: Optional[np.ndarray] = None) -> List[Segment]:
+def finish(segments: List[Segment], audio_s: float, samples: Optional[np.ndarray] = None, *,
+           gaps: Optional[Sequence[Tuple[float, float]]] = None) -> List[Segment]:
     """The segments with their words inside [0, ``audio_s``], each start ≤ its end, in
     order without overlap (a word that starts before the previous one ends cuts that one
     short; one that starts before the previous one starts follows it), times rounded to
     the millisecond; a segment with words spans exactly its first to its last word.
 
-    With ``samples`` (the audio, 16 kHz), word boundaries next to a pause are first moved
-    onto the pause's edges (:func:`snap_to_pauses`)."""
+    With ``samples`` (the audio, 16 kHz), or ``gaps`` (its :func:`pauses`, e.g. of a
+    :class:`Loudness` fed while a long file was decoded), word boundaries next to a pause
+    are first moved onto the pause's edges (:func:`snap_to_pauses`)."""
     limit = math.floor(max(0.0, audio_s) * 1000) / 1000
     out: List[Segment] = []
     prev: Optional[list] = None  # [start, end] of the last word placed (mutable: may be cut)
@@ -277,8 +279,8 @@ def finish(segments: List[Segment], audio_s: float, samples: Optional[np.ndarray
             prev = [s, e, w]
             spans.append(prev)
         placed.append((seg, spans))
-    if samples is not None:
-        snap_to_pauses([span for _seg, spans in placed for span in spans], samples)
+    if samples is not None or gaps is not None:
+        snap_to_pauses([span for _seg, spans in placed for span in spans], samples, gaps=gaps)
     for seg, spans in placed:
         if not spans:
             out.append(seg)
@@ -312,12 +314,51 @@ def pauses(samples: np.ndarray, min_pause_s: float = MIN_PAUSE_S) -> List[Tuple[
     within 0.2 s, taken on the louder side: a floor of digital silence next to a stretch
     of background noise does not make the noise speech), at least 35 dB and at most 20 dB
     under the speech level (the loudest frame within ±5 s); below -65 dBFS always. Noise
-    less than 20 dB under the speech is speech here: such a recording has no pauses to snap to."""
+    less than 20 dB under the speech is speech here: such a recording has no pauses to snap to.
+
+    :class:`Loudness` gives the same pauses for samples that come block by block."""
     x = np.asarray(samples, dtype=np.float32)
     n = x.size // _HOP
+    return _pauses_of(_loudness_db(x[:n * _HOP]), x.size, min_pause_s)
+
+
+def _loudness_db(x: np.ndarray) -> np.ndarray:
+    """The 10 ms loudness (dBFS, float32) of ``x``, a whole number of frames: each frame's
+    number depends on its own samples only, so frames computed block by block are the same."""
+    n = x.size // _HOP
+    return np.maximum(10 * np.log10(np.square(x.reshape(n, _HOP)).mean(axis=1) + 1e-10), -90.0)
+
+
+class Loudness:
+    """The loudness envelope of :func:`pauses` gathered block by block (a long file is never
+    held whole: 4 bytes per 10 ms, 1.4 MB an hour): ``add`` the 16 kHz samples in order,
+    then ``pauses()`` is exactly ``pauses(all the samples)``."""
+
+    def __init__(self) -> None:
+        self._db: List[np.ndarray] = []
+        self._rest = np.zeros(0, np.float32)
+        self.n_samples = 0
+
+    def add(self, block: np.ndarray) -> None:
+        x = np.asarray(block, dtype=np.float32)
+        self.n_samples += x.size
+        if self._rest.size:
+            x = np.concatenate([self._rest, x])
+        whole = x.size // _HOP * _HOP
+        if whole:
+            self._db.append(_loudness_db(x[:whole]))
+        self._rest = x[whole:].copy()
+
+    def pauses(self, min_pause_s: float = MIN_PAUSE_S) -> List[Tuple[float, float]]:
+        db = np.concatenate(self._db) if self._db else np.zeros(0, np.float32)
+        return _pauses_of(db, self.n_samples, min_pause_s)
+
+
+def _pauses_of(db: np.ndarray, n_samples: int, min_pause_s: float) -> List[Tuple[float, float]]:
+    """:func:`pauses` of the loudness ``db`` of ``n_samples`` samples (their whole frames)."""
+    n = db.size
     if n == 0:
-        return [(0.0, x.size / 16000)]
-    db = np.maximum(10 * np.log10(np.square(x[:n * _HOP].reshape(n, _HOP)).mean(axis=1) + 1e-10), -90.0)
+        return [(0.0, n_samples / 16000)]
     w = 20  # frames: 0.2 s
     left = _running(np.pad(db, (w, 0), mode="edge"), w + 1, np.minimum)
     right = _running(np.pad(db, (0, w), mode="edge"), w + 1, np.minimum)
@@ -348,7 +389,8 @@ def _running(x: np.ndarray, k: int, op) -> np.ndarray:
     return op(suffix[i], prefix[i + k - 1])
 
 
-def snap_to_pauses(spans: List[list], samples: np.ndarray, snap_s: float = SNAP_S) -> None:
+def snap_to_pauses(spans: List[list], samples: Optional[np.ndarray], snap_s: float = SNAP_S, *,
+                   gaps: Optional[Sequence[Tuple[float, float]]] = None) -> None:
     """Move word boundaries next to a pause onto its edges, in place (``spans``: [start,
     end, ...] of the words, in order and not overlapping).
 
@@ -358,7 +400,7 @@ def snap_to_pauses(spans: List[list], samples: np.ndarray, snap_s: float = SNAP_
     and the next one's start; before the first word and after the last one too) within
     ``snap_s``; the word before then ends where the pause starts, the word after starts
     where it ends. A word is never turned inside out, and only boundaries next to a pause
-    move."""
+    move. ``gaps``: the pauses of the audio when they are known already (``samples`` unused)."""
     if not spans:
         return
     n = len(spans)
@@ -366,7 +408,7 @@ def snap_to_pauses(spans: List[list], samples: np.ndarray, snap_s: float = SNAP_
     lows = [spans[0][0]] + [spans[k - 1][1] for k in range(1, n + 1)]
     highs = [spans[k][0] for k in range(n)] + [spans[-1][1]]
     claims: dict = {}  # boundary -> the pauses nearest to it
-    for g0, g1 in pauses(samples):
+    for g0, g1 in (gaps if gaps is not None else pauses(samples)):
         best, best_d = None, snap_s
         for k in range(bisect.bisect_left(highs, g0 - snap_s), min(n + 1, bisect.bisect_right(lows, g1 + snap_s))):
             d = max(0.0, lows[k] - g1, g0 - highs[k])  # 0: the pause meets the boundary
