@@ -521,8 +521,15 @@ def _transcribe_one(model, inp: _Input, args, options, plan: "_Plan") -> None:
     from .cancel import CancelToken
     from .output import json_line, render, txt_line, write
 
-    samples = _load(inp)
-    seconds = samples.size / SAMPLE_RATE
+    from .filestream import HEAD_SAMPLES, declared_seconds
+
+    declared = declared_seconds(inp.path) if inp.path is not None else None
+    if declared is not None and declared * SAMPLE_RATE > HEAD_SAMPLES:
+        # a long file: transcribe reads it block by block, never whole (whisperx_native/filestream.py)
+        audio, seconds = inp.path, declared
+    else:
+        audio = _load(inp)
+        seconds = audio.size / SAMPLE_RATE
     to_stdout = plan.names is None
     fmt = plan.formats[0]
     if to_stdout and plan.several and fmt == "txt":
@@ -541,7 +548,7 @@ def _transcribe_one(model, inp: _Input, args, options, plan: "_Plan") -> None:
     token = CancelToken()
     try:
         result = _run_watched(
-            lambda: model.transcribe(samples, preset=args.preset, progress_callback=progress,
+            lambda: model.transcribe(audio, preset=args.preset, progress_callback=progress,
                                      segment_callback=print_segment if stream else None, cancel_token=token,
                                      **options),
             token, watch_stdout=to_stdout)
@@ -567,6 +574,7 @@ def _transcribe_one(model, inp: _Input, args, options, plan: "_Plan") -> None:
         out = f" → {', '.join(written)}" if written else ""
         threads = t.get("n_threads")
         threads = f", {threads} thread{'s' if threads != 1 else ''}" if threads else ""
+        seconds = t.get("audio_seconds", seconds)
         print(f"{inp.name}: {seconds:.1f} s audio, {lang}, {t.get('total_ms', 0.0) / 1000:.2f} s{threads}, "
               f"real-time factor {t.get('real_time_factor', 0.0):.3f}{out}", file=sys.stderr)
 

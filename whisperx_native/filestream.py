@@ -37,7 +37,7 @@ from .audio import SAMPLE_RATE, load_audio, stream_audio
 from .errors import Cancelled
 from .options import WINDOW_SECONDS
 
-__all__ = ["HEAD_SAMPLES", "ReadFile", "Spool", "StreamPlan", "pauses_of", "read_path"]
+__all__ = ["HEAD_SAMPLES", "ReadFile", "Spool", "StreamPlan", "declared_seconds", "pauses_of", "read_path"]
 
 #: Samples kept in memory before a file counts as long: one window (a shorter file is
 #: transcribed in one pass, never chunked by default: pipeline.use_chunks).
@@ -272,3 +272,25 @@ def pauses_of(spool: Spool, block: int = 1 << 20) -> List[Tuple[float, float]]:
     for a in range(0, spool.size, block):
         loudness.add(spool[a:a + block])
     return loudness.pauses()
+
+
+def declared_seconds(path) -> Optional[float]:
+    """The duration a regular audio file's header declares (formats libsndfile reads), without
+    decoding it; None when there is none to read (another format, not a regular file, an
+    unreadable header). A hint for callers that choose between a path and samples: the
+    decode itself checks everything again."""
+    from .audio import _open_regular
+    from .errors import AudioError
+
+    try:
+        f, _p, _size = _open_regular(path)
+    except AudioError:
+        return None
+    with f:
+        try:
+            import soundfile as sf
+
+            with sf.SoundFile(f) as snd:
+                return snd.frames / snd.samplerate if snd.samplerate > 0 and snd.frames >= 0 else None
+        except Exception:
+            return None

@@ -150,14 +150,21 @@ class FileWorker:
             return Outcome(path, "cancelled")
         audio_s = 0.0
         try:
-            samples = load_audio(path)
-            audio_s = samples.size / SAMPLE_RATE
+            from ..filestream import HEAD_SAMPLES, declared_seconds
+
+            declared = declared_seconds(path)
+            if declared is not None and declared * SAMPLE_RATE > HEAD_SAMPLES:
+                audio, audio_s = path, declared  # a long file: read block by block (filestream.py)
+            else:
+                audio = load_audio(path)
+                audio_s = audio.size / SAMPLE_RATE
             kwargs = self.job.transcribe_kwargs()
             spread = self._can_spread and audio_s > LONG_SECONDS and self._claim_spread()
             try:
                 if spread:
                     kwargs["chunk_workers"] = self.n_states
-                result = self.model.transcribe(samples, **kwargs)
+                result = self.model.transcribe(audio, **kwargs)
+                audio_s = result.timings.get("audio_seconds", audio_s)
             finally:
                 if spread:
                     self._spreading = False

@@ -54,7 +54,12 @@ class RayTranscriber:
 
         try:
             if path is not None and not (isinstance(path, float) and np.isnan(path)) and str(path):
-                samples = load_audio(str(path))
+                from ..filestream import HEAD_SAMPLES, declared_seconds
+
+                declared = declared_seconds(str(path))
+                # a long file: transcribe reads it block by block, never whole (filestream.py)
+                samples = str(path) if declared is not None and declared * SAMPLE_RATE > HEAD_SAMPLES \
+                    else load_audio(str(path))
             else:
                 samples = _resampled(audio, int(rate) if rate is not None else SAMPLE_RATE)
             result = self.model.transcribe(samples, preset=self.preset, **self.options)
@@ -64,7 +69,7 @@ class RayTranscriber:
         segments = [_segment_dict(s) for s in result.segments]
         return {"text": result.text, "language": result.language or "",
                 "segments": json.dumps(segments, ensure_ascii=False),
-                "audio_seconds": samples.size / SAMPLE_RATE, "error": ""}
+                "audio_seconds": result.timings["audio_seconds"], "error": ""}
 
     def __call__(self, batch: Any) -> Dict[str, Any]:
         columns = _columns(batch)
