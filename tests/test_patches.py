@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import whisperx_native as wn
+from whisperx_native import _native
 from _util import normalize
 
 REPO = Path(__file__).resolve().parents[1]
@@ -133,3 +134,48 @@ def test_self_attention_cache_for_beams_holds_a_window_worst_case(tiny_en_ggml) 
                                                max_tokens=0, n_threads=2))
         assert len(raw["segments"]) > 3
         assert st.memory()["kv_self_size"] == base * kv_self_cells(448, 8) // 512 == base * 4
+
+
+def test_q8_0_attention_caches(tiny_en_ggml, jfk_samples, long_samples) -> None:
+    # 0014: the self- and cross-attention caches in q8_0 (34 bytes per 32 values, f16 64):
+    # the words of f16, word times from the q8_0 K, identical results for 1 and 2 threads.
+    from whisperx_native.models import registry
+
+    def run(kv, audio, n_threads=2, **opts):
+        with _native.Context(str(tiny_en_ggml), k_type=kv[0], v_type=kv[1], alignment_heads="tiny.en") as ctx, \
+                ctx.new_state() as st:
+            raw = st.full(audio, wn.DecodeOptions(n_threads=n_threads, **opts))
+            return raw["segments"], st.memory()
+
+    f16, mem16 = run(("f16", "f16"), jfk_samples, word_timestamps=True)
+    q8, mem8 = run(("q8_0", "q8_0"), jfk_samples, word_timestamps=True)
+    for part in ("kv_self_size", "kv_cross_size"):
+        assert mem8[part] == pytest.approx(mem16[part] * 34 / 64, rel=0.01)  # the log rounds to 10 kB
+    k_only = run(("q8_0", "f16"), jfk_samples[:16000 * 3])[1]["kv_cross_size"]
+    assert k_only == pytest.approx(mem16["kv_cross_size"] * (34 + 64) / 128, rel=0.01)
+    est = registry.get("tiny.en").memory()
+    est8 = registry.estimate_memory("tiny.en", kv_type=("q8_0", "q8_0"))
+    assert abs(est8.kv_cross - mem8["kv_cross_size"]) <= 10_000 and abs(est.kv_cross - mem16["kv_cross_size"]) <= 10_000
+    words = lambda segs: normalize(" ".join(s.text for s in segs))  # noqa: E731
+    assert words(q8) == words(f16)
+    times8 = [(t.dtw_start, t.dtw_end) for s in q8 for t in s.tokens if t.id < 50256]
+    times16 = [(t.dtw_start, t.dtw_end) for s in f16 for t in s.tokens if t.id < 50256]
+    assert len(times8) == len(times16) and max(abs(a - b) for x, y in zip(times8, times16) for a, b in zip(x, y)) <= 0.1
+    # beam search over two windows: the decoder's self-attention reads q8_0 cells too
+    one = run(("q8_0", "q8_0"), long_samples[:16000 * 50], n_threads=1, beam_size=5)[0]
+    two = run(("q8_0", "q8_0"), long_samples[:16000 * 50], n_threads=2, beam_size=5)[0]
+    assert [(s.t0, s.t1, s.text) for s in one] == [(s.t0, s.t1, s.text) for s in two]
+    assert normalize(" ".join(s.text for s in one)).count("ask not what your country can do for you") >= 1
+
+
+def test_q8_0_caches_are_checked(tiny_en_ggml) -> None:
+    with pytest.raises(wn.OptionError, match="flash_attn"):
+        _native.Context(str(tiny_en_ggml), flash_attn=False, v_type="q8_0")
+    with pytest.raises(wn.OptionError, match="k_type"):
+        _native.Context(str(tiny_en_ggml), k_type="q4_0")
+    with pytest.raises(wn.OptionError):
+        wn.Model(str(tiny_en_ggml), kv_type=5)
+    with wn.Model(str(tiny_en_ggml), flash_attn=False) as m:
+        assert m.kv_type == ("f16", "f16")  # auto: only flash attention reads q8_0
+    with wn.Model(str(tiny_en_ggml)) as m:
+        assert m.kv_type == ("q8_0", "q8_0")  # auto on a CPU build

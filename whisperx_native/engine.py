@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from . import _native
 from .errors import Cancelled, ClosedError
@@ -192,10 +192,10 @@ class Engine:
     """A model file loaded into native memory (``Context``) and its :class:`StatePool`."""
 
     def __init__(self, path: str, *, use_gpu: bool = True, flash_attn: bool = True, alignment_heads=None,
-                 max_idle_states: int = 1, info=None) -> None:
+                 max_idle_states: int = 1, info=None, kv_type: Tuple[str, str] = ("f16", "f16")) -> None:
         """``info``: the ``ModelInfo`` of ``ggml_file.validate(path)``, so the file is not parsed again."""
         self.ctx = _native.Context(path, use_gpu=use_gpu, flash_attn=flash_attn, alignment_heads=alignment_heads,
-                                   info=info)
+                                   info=info, k_type=kv_type[0], v_type=kv_type[1])
         self.pool = StatePool(self.ctx, max_idle_states)
 
     @property

@@ -45,6 +45,10 @@ class Model:
     file's shape matches, else every head of the last half of the decoder layers; a preset
     name (``"tiny.en"`` ... ``"large-v3-turbo"``), ``("top", n)`` or ``(layer, head)`` pairs
     choose them; None loads the model without (word timestamps then raise OptionError).
+
+    ``kv_type`` is the type of the attention caches' K and V: ``"auto"`` (default) q8_0 where
+    the CPU reads them (flash attention, no GPU backend: half the memory of f16), else f16;
+    ``"f16"`` or ``"q8_0"`` set both, a pair such as ``("q8_0", "f16")`` each.
     """
 
     #: Compute log-mel features with numpy (features.py, pipeline.Features) instead of
@@ -56,7 +60,8 @@ class Model:
 
     def __init__(self, model: "str | os.PathLike", n_threads: Optional[int] = None, *,
                  flash_attn: bool = True, use_gpu: bool = True, max_idle_states: int = 1,
-                 adapt_threads: bool = True, best_variant: bool = True, alignment_heads="auto") -> None:
+                 adapt_threads: bool = True, best_variant: bool = True, alignment_heads="auto",
+                 kv_type="auto") -> None:
         check_path(model, "model")  # a str or PathLike without NUL (a name or a file)
         flash_attn, use_gpu, adapt_threads = (check_bool(v, k) for v, k in (
             (flash_attn, "flash_attn"), (use_gpu, "use_gpu"), (adapt_threads, "adapt_threads")))
@@ -75,8 +80,10 @@ class Model:
         self.adapt_threads = bool(adapt_threads)
         #: The alignment heads of word timestamps, as given to the native context (None: none).
         self.alignment_heads = pipeline.alignment_heads_for(alignment_heads, self.name, self.info.hparams)
-        self._engine = Engine(self.path, use_gpu=use_gpu, flash_attn=flash_attn,
-                              alignment_heads=self.alignment_heads, max_idle_states=max_idle_states, info=self.info)
+        #: The attention caches' (K, V) types as loaded ("f16" or "q8_0" each).
+        self.kv_type = pipeline.kv_type_for(kv_type, use_gpu=use_gpu, flash_attn=flash_attn)
+        self._engine = Engine(self.path, use_gpu=use_gpu, flash_attn=flash_attn, alignment_heads=self.alignment_heads,
+                              max_idle_states=max_idle_states, info=self.info, kv_type=self.kv_type)
         self._features = pipeline.Features(self.info.mel_filters)
 
     # ------------------------------------------------------------------ lifecycle

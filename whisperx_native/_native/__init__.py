@@ -16,6 +16,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on how it was r
 
 from ._core import (  # noqa: E402 - after the check above
     ALIGNMENT_HEADS,
+    KV_TYPES,
     MAX_DECODERS,
     SAMPLE_RATE,
     STATUS,
@@ -31,5 +32,5 @@ from ._core import (  # noqa: E402 - after the check above
     version,
 )
 
-__all__ = ["ALIGNMENT_HEADS", "MAX_DECODERS", "SAMPLE_RATE", "STATUS", "Context", "RawSegment", "RawToken", "State",
+__all__ = ["ALIGNMENT_HEADS", "KV_TYPES", "MAX_DECODERS", "SAMPLE_RATE", "STATUS", "Context", "RawSegment", "RawToken", "State",
            "VadContext", "build_info", "lang_id", "languages", "system_info", "version"]

@@ -29,6 +29,7 @@ STATUS: Dict[Tuple[str, int], str]
 
 AlignmentHeads = Union[str, Tuple[str, int], Sequence[Tuple[int, int]]]
 ALIGNMENT_HEADS: Dict[str, int]
+KV_TYPES: Dict[str, int]
 
 def version() -> str: ...
 def system_info() -> str: ...
@@ -42,8 +43,11 @@ class Context:
     sizes: Dict[str, int]
     alignment_heads: Optional[AlignmentHeads]
     info: Any  # whisperx_native.models.ggml_file.ModelInfo
+    k_type: str
+    v_type: str
     def __init__(self, path: str, *, use_gpu: bool = ..., flash_attn: bool = ..., gpu_device: int = ...,
-                 alignment_heads: Optional[AlignmentHeads] = ..., info: Any = ...) -> None: ...
+                 alignment_heads: Optional[AlignmentHeads] = ..., info: Any = ..., k_type: str = ...,
+                 v_type: str = ...) -> None: ...
     @property
     def closed(self) -> bool: ...
     def close(self) -> None: ...

@@ -63,6 +63,9 @@ ALIGNMENT_HEADS = {
     "large-v3": w.WHISPER_AHEADS_LARGE_V3, "large-v3-turbo": w.WHISPER_AHEADS_LARGE_V3_TURBO,
 }
 
+#: The K/V cache types a Context takes (vendor/patches/0014), by name.
+KV_TYPES = {"f16": w.GGML_TYPE_F16, "q8_0": w.GGML_TYPE_Q8_0}
+
 
 #: Mel frames of one 30-s window (10 ms each).
 WINDOW_FRAMES = 3000
@@ -306,6 +309,8 @@ cdef class Context:
     cdef readonly dict sizes          # native buffer sizes logged at load, bytes
     cdef readonly object alignment_heads  # as given: a preset name, ("top", n), pairs or None
     cdef readonly object info             # models.ggml_file.ModelInfo of the file
+    cdef readonly str k_type              # the attention caches' K type: "f16" or "q8_0"
+    cdef readonly str v_type              # ... and V type
     cdef w.whisper_ahead * _heads     # custom alignment heads (whisper.cpp keeps the pointer)
     cdef bint _closing                # close() requested
     cdef int _active                  # states alive (each holds the context)
@@ -321,7 +326,7 @@ cdef class Context:
         self.sizes = {}
 
     def __init__(self, path, *, bint use_gpu=True, bint flash_attn=True, int gpu_device=0,
-                 alignment_heads=None, info=None):
+                 alignment_heads=None, info=None, str k_type="f16", str v_type="f16"):
         """Load a ggml model file. The file is validated first, completely (see
         whisperx_native.models.ggml_file; a few ms): whisper.cpp trusts its input.
 
@@ -330,13 +335,21 @@ cdef class Context:
         ``n`` decoder layers, or ``(text_layer, head)`` pairs. None: no word timestamps.
 
         ``info``: the ``ModelInfo`` its caller's ``ggml_file.validate(path)`` returned, so the
-        file is parsed once per load (it is used only if it describes this very file)."""
+        file is parsed once per load (it is used only if it describes this very file).
+
+        ``k_type`` / ``v_type``: the self- and cross-attention caches' K and V types, ``"f16"``
+        or ``"q8_0"`` (half the memory; read by flash attention only, so it needs ``flash_attn``)."""
         from whisperx_native.models.ggml_file import validate as _validate_model
         from whisperx_native.validation import check_path
 
         if self._ctx != NULL:
             raise UsageError("Context.__init__ called twice")
         path = check_path(path, "path")
+        for name, t in (("k_type", k_type), ("v_type", v_type)):
+            if t not in KV_TYPES:
+                raise OptionError(f"{name} must be one of {', '.join(KV_TYPES)}, got {t!r}")
+            if t != "f16" and not flash_attn:
+                raise OptionError(f"{name}={t!r} needs flash_attn=True (the other attention path reads f16 only)")
         if not _describes(info, path):
             info = _validate_model(path)  # ModelError for anything whisper.cpp could crash on
         self.info = info
@@ -347,6 +360,8 @@ cdef class Context:
         cparams.use_gpu = use_gpu
         cparams.flash_attn = flash_attn
         cparams.gpu_device = gpu_device
+        cparams.type_k, cparams.type_v = KV_TYPES[k_type], KV_TYPES[v_type]
+        self.k_type, self.v_type = k_type, v_type
         self._set_heads(&cparams, alignment_heads)
         self.path = os.fsdecode(bpath)
         with _Capture() as lines:

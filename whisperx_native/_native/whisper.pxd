@@ -19,6 +19,7 @@ cdef extern from "ggml.h" nogil:
     enum ggml_type:
         GGML_TYPE_F32
         GGML_TYPE_F16
+        GGML_TYPE_Q8_0
         GGML_TYPE_COUNT
 
     int64_t ggml_blck_size(ggml_type type)
@@ -74,6 +75,8 @@ cdef extern from "whisper.h" nogil:
         whisper_alignment_heads_preset dtw_aheads_preset
         int dtw_n_top
         whisper_aheads dtw_aheads
+        ggml_type type_k                # with vendor/patches/0014: the caches' K and V types,
+        ggml_type type_v                #   F16 or Q8_0 (flash attention only)
 
     ctypedef struct whisper_token_data:
         whisper_token id

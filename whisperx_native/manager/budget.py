@@ -24,13 +24,15 @@ BUDGET_BEAM_SIZE = 5
 QUANTIZED_STEPS = ("q8_0", "q5_1", "q5_0", "q4_0")
 
 
-def need_of(name: str, n_states: int, beam_size: int = BUDGET_BEAM_SIZE) -> int:
-    """Estimated native bytes of ``name`` (registry name or ggml path) with ``n_states`` calls."""
+def need_of(name: str, n_states: int, beam_size: int = BUDGET_BEAM_SIZE,
+            kv_type: Tuple[str, str] = ("f16", "f16")) -> int:
+    """Estimated native bytes of ``name`` (registry name or ggml path) with ``n_states`` calls,
+    attention caches of ``kv_type`` (what the Model will load: pipeline.kv_type_for)."""
     if looks_like_path(name):
         info = validate(name)
         return registry.estimate_memory(info.hparams, beam_size, n_states=n_states,
-                                        weight_bytes=info.weight_bytes).total
-    return registry.estimate_memory(name, beam_size, n_states=n_states).total
+                                        weight_bytes=info.weight_bytes, kv_type=kv_type).total
+    return registry.estimate_memory(name, beam_size, n_states=n_states, kv_type=kv_type).total
 
 
 def candidates(name: str, chain: Iterable[str]) -> List[str]:
@@ -53,16 +55,18 @@ def candidates(name: str, chain: Iterable[str]) -> List[str]:
     return out
 
 
-def fitting(name: str, budget: "int | None", n_states: int, chain: Iterable[str]) -> List[Tuple[str, "int | None"]]:
-    """Models to try for ``name`` under ``budget``, best first, with their estimated need.
-    ``chain`` empty: only ``name`` itself. Raises MemoryBudgetError when none fits."""
+def fitting(name: str, budget: "int | None", n_states: int, chain: Iterable[str],
+            kv_type: Tuple[str, str] = ("f16", "f16")) -> List[Tuple[str, "int | None"]]:
+    """Models to try for ``name`` under ``budget``, best first, with their estimated need
+    (attention caches of ``kv_type``). ``chain`` empty: only ``name`` itself. Raises
+    MemoryBudgetError when none fits."""
     if budget is None:
         return [(name, None)]
     chain = list(chain)
     out, tried, over = [], [], 0
     for cand in candidates(name, chain) if chain else [name]:
         try:
-            need = need_of(cand, n_states)
+            need = need_of(cand, n_states, kv_type=kv_type)
         except ModelError as exc:
             tried.append(f"{cand}: {exc}")
             continue

@@ -192,18 +192,28 @@ class MemoryEstimate:
         return d
 
 
+#: Bytes per 32 elements of a K/V cache, by its type (vendor/patches/0014: f16 or q8_0).
+KV_BLOCK_BYTES: Dict[str, int] = {"f16": 64, "q8_0": 34}
+
+
+def _kv_bytes(n_elements: int, kv_type: Tuple[str, str]) -> int:
+    """A K and a V tensor of ``n_elements`` each (a multiple of 32: n_text_state is)."""
+    return sum(n_elements // 32 * KV_BLOCK_BYTES[t] for t in kv_type)
+
+
 def estimate_memory(model: "str | HParams", beam_size: int = 1, *, n_states: int = 1,
-                    weight_bytes: Optional[int] = None) -> MemoryEstimate:
+                    weight_bytes: Optional[int] = None,
+                    kv_type: Tuple[str, str] = ("f16", "f16")) -> MemoryEstimate:
     """Native bytes whisper.cpp allocates for ``model`` (a registry name or the
     hyperparameters of a file) running ``n_states`` transcriptions at once, each
-    with ``beam_size`` beams: weights exact, buffers from the fits above."""
+    with ``beam_size`` beams, its attention caches' K and V of ``kv_type`` (what
+    ``Model(kv_type=...)`` resolved to): weights exact, buffers from the fits above."""
     hp = get(model).hparams if isinstance(model, str) else model
     weights = weight_bytes if weight_bytes is not None else sum(s.nbytes for s in expected_tensors(hp))
-    f16 = 2  # whisper.cpp's KV caches are always F16 (ctx->itype)
     pad = lambda n: (n + 255) // 256 * 256  # noqa: E731 - GGML_PAD(n, 256)
-    kv_self = 2 * hp.n_text_state * hp.n_text_layer * pad(hp.n_text_ctx) * f16
-    kv_cross = 2 * hp.n_text_state * hp.n_text_layer * pad(hp.n_audio_ctx) * f16
-    kv_pad = 2 * hp.n_audio_state * pad(hp.n_audio_ctx) * f16
+    kv_self = _kv_bytes(hp.n_text_state * hp.n_text_layer * pad(hp.n_text_ctx), kv_type)
+    kv_cross = _kv_bytes(hp.n_text_state * hp.n_text_layer * pad(hp.n_audio_ctx), kv_type)
+    kv_pad = _kv_bytes(hp.n_audio_state * pad(hp.n_audio_ctx), ("f16", "f16"))  # the encoder's, always f16
     compute = {k: int(a + b * hp.n_audio_state + c * hp.n_mels) for k, (a, b, c) in _COMPUTE_FIT.items()}
     compute["decode"] = _DECODE_MEASURED.get((hp.n_text_state, hp.n_text_head), compute["decode"])
     return MemoryEstimate(weights, kv_self, kv_cross, kv_pad, compute, beam_size, n_states, hp.n_text_ctx)
