@@ -154,6 +154,14 @@ def test_word_boundaries_snap_to_pauses():
     spans = [[0.2, 0.8], [0.8, 1.3], [1.3, 2.0], [2.0, 3.1], [3.1, 4.6]]  # DTW-like: words span the pauses
     snap_to_pauses(spans, x)
     assert spans == [[0.5, 0.8], [0.8, 1.2], [1.6, 2.0], [2.0, 2.4], [4.0, 4.5]]
+    # the last words squeezed by DTW into a few frames (the end of text took the rest of the
+    # sound): the last one reaches a typical word's length for its pause, no more
+    squeezed = [[0.5, 0.75], [0.75, 1.0], [1.6, 1.9], [1.9, 2.0], [2.0, 2.0]]
+    snap_to_pauses(squeezed, x)
+    assert squeezed[-1] == [2.0, 2.4] and squeezed[-2] == [1.9, 2.0]
+    far = [[0.5, 0.75], [0.75, 1.2], [1.6, 1.7], [1.7, 1.75]]  # 0.45 s past a typical end: not its edge
+    snap_to_pauses(far, _tones([(0.5, 1.2), (1.6, 2.4)], 3.0))
+    assert far[-1] == [1.7, 1.75]
 
 
 # ----------------------------------------------------------------------------- alignment heads

@@ -399,14 +399,20 @@ def snap_to_pauses(spans: List[list], samples: Optional[np.ndarray], snap_s: flo
     late. Each pause goes to the nearest word boundary (the stretch between one word's end
     and the next one's start; before the first word and after the last one too) within
     ``snap_s``; the word before then ends where the pause starts, the word after starts
-    where it ends. A word is never turned inside out, and only boundaries next to a pause
-    move. ``gaps``: the pauses of the audio when they are known already (``samples`` unused)."""
+    where it ends (after the last word: within ``snap_s`` of the end it would have at the
+    median word length, if DTW left it shorter). A word is never turned inside out, and
+    only boundaries next to a pause move. ``gaps``: the pauses of the audio when they are known already (``samples`` unused)."""
     if not spans:
         return
     n = len(spans)
     # boundary k: between spans[k-1] and spans[k] (k = 0: before the first; k = n: after the last)
     lows = [spans[0][0]] + [spans[k - 1][1] for k in range(1, n + 1)]
     highs = [spans[k][0] for k in range(n)] + [spans[-1][1]]
+    # DTW can squeeze the last words into a few frames (the end of text takes the rest of the
+    # window's sound): the last word reaches at least a typical word's length for its pause.
+    durations = sorted(e - s for s, e, *_ in spans if e > s)
+    if durations:
+        highs[n] = max(highs[n], spans[-1][0] + durations[len(durations) // 2])
     claims: dict = {}  # boundary -> the pauses nearest to it
     for g0, g1 in (gaps if gaps is not None else pauses(samples)):
         best, best_d = None, snap_s
