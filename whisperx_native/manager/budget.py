@@ -21,7 +21,7 @@ DEFAULT_BUDGET = 700 * MB
 #: Default decoding is beam search of 5: budget for it.
 BUDGET_BEAM_SIZE = 5
 #: Tried in this order when a model is over budget (registry names only).
-QUANTIZED_STEPS = ("q8_0", "q5_1", "q5_0", "q4_0")
+QUANTIZED_STEPS = ("q8_0", "q6_k", "q5_1", "q5_k", "q5_0", "q4_k", "q4_0", "q3_k")
 
 
 def need_of(name: str, n_states: int, beam_size: int = BUDGET_BEAM_SIZE,
