@@ -34,7 +34,7 @@ from typing import Callable, List, Optional, Tuple, Union
 import numpy as np
 
 from .audio import SAMPLE_RATE, load_audio, stream_audio
-from .errors import Cancelled
+from .errors import AudioError, Cancelled, OptionError, OptionTypeError
 from .options import WINDOW_SECONDS
 
 __all__ = ["HEAD_SAMPLES", "ReadFile", "Spool", "StreamPlan", "declared_seconds", "pauses_of", "read_path"]
@@ -84,16 +84,16 @@ class Spool:
 
     def __getitem__(self, key: slice) -> np.ndarray:
         if not isinstance(key, slice):
-            raise TypeError(f"a Spool is read by slices (spool[a:b]), not by {type(key).__name__}")
+            raise OptionTypeError(f"a Spool is read by slices (spool[a:b]), not by {type(key).__name__}")
         a, b, step = key.indices(self.size)
         if step != 1:
-            raise ValueError("a Spool is read by contiguous slices (step 1)")
+            raise OptionError("a Spool is read by contiguous slices (step 1)")
         out = np.empty(max(0, b - a), np.float32)
         view, pos = memoryview(out).cast("B"), a * 4
         while view:
             got = os.preadv(self._fd, [view], pos)
             if got <= 0:
-                raise OSError(f"the sample spool ended early at byte {pos}")
+                raise AudioError(f"the temporary file of the samples ended early at byte {pos}")
             view, pos = view[got:], pos + got
         return out
 
@@ -280,7 +280,6 @@ def declared_seconds(path) -> Optional[float]:
     unreadable header). A hint for callers that choose between a path and samples: the
     decode itself checks everything again."""
     from .audio import _open_regular
-    from .errors import AudioError
 
     try:
         f, _p, _size = _open_regular(path)
