@@ -15,8 +15,10 @@ AIFF … — and, when libsndfile does not know the format, by FFmpeg through Py
 (the optional ``av`` extra: M4A/AAC, MP4, MKV, WebM …). Decoding goes block by
 block: each block is downmixed to mono and fed to soxr's streaming resampler, so
 a long recording is held once, as 16 kHz float32, never as a full copy at its
-original rate and channel count. Unreadable, empty or unknown input raises
-``AudioError`` naming the file and the reason.
+original rate and channel count; ``stream_audio`` hands the blocks on as they come
+and holds none (what ``Model.transcribe(path)`` reads a long file with:
+filestream.py). Unreadable, empty or unknown input raises ``AudioError`` naming the
+file and the reason.
 """
 
 from __future__ import annotations
