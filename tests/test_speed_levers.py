@@ -33,18 +33,26 @@ def _texts_both_ways(model: wn.Model, samples: np.ndarray, **opts):
     return native, ours
 
 
-def test_numpy_features_give_whisper_cpp_the_same_input(tiny, jfk_samples, long_samples) -> None:
+def test_numpy_features_give_whisper_cpp_the_same_input(tiny, tiny_en_ggml, jfk_samples, long_samples) -> None:
     """Same segments, same text and the same token probabilities (to float rounding)
-    whichever side computes the log-mel spectrogram, on one window and on two."""
-    for samples in (jfk_samples, long_samples):
-        native, ours = _texts_both_ways(tiny, samples, preset="fast", language="en")
-        assert JFK in ours.text.lower()
-        assert [s.text for s in ours.segments] == [s.text for s in native.segments]
-        assert [(s.start, s.end) for s in ours.segments] == [(s.start, s.end) for s in native.segments]
-        p_native = [t.p for s in native.segments for t in s.tokens]
-        p_ours = [t.p for s in ours.segments for t in s.tokens]
-        assert len(p_native) == len(p_ours) > 10
-        assert np.allclose(p_native, p_ours, atol=2e-3)
+    whichever side computes the log-mel spectrogram, on one window and on two. The
+    probabilities are compared with f16 attention caches: q8_0 caches (the CPU default,
+    patch 0014) round the cross-attention's K and V to 8 bits, which turns a rounding-level
+    difference of the input into a step of up to ~2e-2 in a probability (and can move a
+    timestamp token): with them the words are compared."""
+    with wn.Model(tiny_en_ggml, adapt_threads=False, kv_type="f16") as f16:
+        for model, atol in ((f16, 2e-3), (tiny, None)):
+            for samples in (jfk_samples, long_samples):
+                native, ours = _texts_both_ways(model, samples, preset="fast", language="en")
+                assert JFK in ours.text.lower()
+                assert [s.text for s in ours.segments] == [s.text for s in native.segments]
+                if atol is None:  # q8_0: a timestamp token can move with such a step; the words stay
+                    continue
+                assert [(s.start, s.end) for s in ours.segments] == [(s.start, s.end) for s in native.segments]
+                p_native = [t.p for s in native.segments for t in s.tokens]
+                p_ours = [t.p for s in ours.segments for t in s.tokens]
+                assert len(p_native) == len(p_ours) > 10
+                assert np.allclose(p_native, p_ours, atol=atol)
 
 
 def test_numpy_features_shape_and_padding(tiny) -> None:
