@@ -46,15 +46,13 @@ def peak_rss_mb(model: str, preset: str) -> float:
 
 def manager_picks():
     """(name, budget MB, what the manager loads) with its quantized steps allowed."""
-    from whisperx_native import pipeline
     from whisperx_native.errors import MemoryBudgetError
     from whisperx_native.manager.budget import MB, fitting
 
-    kv = pipeline.kv_type_for("auto", use_gpu=True, flash_attn=True)
     out = []
     for name, budget in (("tiny.en", 100), ("small.en", 400), ("medium.en", 700)):
         try:
-            chosen, need = fitting(name, budget * MB, 1, [name], kv_type=kv)[0]
+            chosen, need = fitting(name, budget * MB, 1, [name])[0]
             out.append((name, budget, f"{chosen} (estimated {need / MB:.0f} MB native)"))
         except MemoryBudgetError as exc:
             out.append((name, budget, f"none: {exc}"))

@@ -178,4 +178,11 @@ def test_q8_0_caches_are_checked(tiny_en_ggml) -> None:
     with wn.Model(str(tiny_en_ggml), flash_attn=False) as m:
         assert m.kv_type == ("f16", "f16")  # auto: only flash attention reads q8_0
     with wn.Model(str(tiny_en_ggml)) as m:
-        assert m.kv_type == ("q8_0", "q8_0")  # auto on a CPU build
+        assert m.kv_type == ("f16", "f16")  # auto: tiny's caches are small, q8_0 would cost speed
+    from whisperx_native import pipeline
+    from whisperx_native.models import registry
+
+    for name, kv in (("tiny.en", "f16"), ("base", "f16"), ("small.en", "q8_0"), ("medium", "q8_0")):
+        hp = registry.get(name).hparams
+        assert pipeline.kv_type_for("auto", use_gpu=True, flash_attn=True, hp=hp) == (kv, kv), name
+        assert pipeline.kv_type_for("auto", use_gpu=True, flash_attn=False, hp=hp) == ("f16", "f16")

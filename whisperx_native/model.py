@@ -47,8 +47,8 @@ class Model:
     choose them; None loads the model without (word timestamps then raise OptionError).
 
     ``kv_type`` is the type of the attention caches' K and V: ``"auto"`` (default) q8_0 where
-    the CPU reads them (flash attention, no GPU backend: half the memory of f16), else f16;
-    ``"f16"`` or ``"q8_0"`` set both, a pair such as ``("q8_0", "f16")`` each.
+    the CPU reads them (flash attention, no GPU backend) and they are large (small and up:
+    half their memory), else f16; ``"f16"`` or ``"q8_0"`` set both, a ``(K, V)`` pair each.
     """
 
     #: Compute log-mel features with numpy (features.py, pipeline.Features) instead of
@@ -81,7 +81,7 @@ class Model:
         #: The alignment heads of word timestamps, as given to the native context (None: none).
         self.alignment_heads = pipeline.alignment_heads_for(alignment_heads, self.name, self.info.hparams)
         #: The attention caches' (K, V) types as loaded ("f16" or "q8_0" each).
-        self.kv_type = pipeline.kv_type_for(kv_type, use_gpu=use_gpu, flash_attn=flash_attn)
+        self.kv_type = pipeline.kv_type_for(kv_type, use_gpu=use_gpu, flash_attn=flash_attn, hp=self.info.hparams)
         self._engine = Engine(self.path, use_gpu=use_gpu, flash_attn=flash_attn, alignment_heads=self.alignment_heads,
                               max_idle_states=max_idle_states, info=self.info, kv_type=self.kv_type)
         self._features = pipeline.Features(self.info.mel_filters)

@@ -74,20 +74,32 @@ def alignment_heads_for(value, name: str, hp):
     return heads
 
 
-def kv_type_for(value, *, use_gpu: bool, flash_attn: bool) -> Tuple[str, str]:
+#: "auto" keeps the attention caches in q8_0 for models whose f16 caches of one state are at
+#: least this large (small and up: 75 MB small, 201 MB medium; tiny 19 MB, base 25 MB). There
+#: they are most of a state and halving them is what fits small and medium into the seed's
+#: budget; on tiny.en q8_0 saved 5-8 MB of peak RSS and cost 3-8 % of a long-form run (README).
+Q8_CACHES_FROM_BYTES = 64_000_000
+
+
+def kv_type_for(value, *, use_gpu: bool, flash_attn: bool, hp=None) -> Tuple[str, str]:
     """``Model(kv_type=...)`` → the (K, V) types of the native context's attention caches.
 
-    "auto": q8_0 for both where the CPU's flash attention reads them (no GPU backend): half
-    the memory of f16 (tiny.en 18.9 → 10.0 MB a state, medium 201 → 107 MB), WER within the
-    noise of the speech sets and no slower in all (README, vendor/patches/0014); f16 for
-    both with a GPU backend or without flash attention. A type name sets both, a (K, V)
+    "auto": q8_0 for both where the CPU's flash attention reads them (no GPU backend) and
+    the model's f16 caches of a state reach :data:`Q8_CACHES_FROM_BYTES` (``hp``: its
+    hyperparameters; None counts as large); f16 otherwise. A type name sets both, a (K, V)
     pair each (the native context checks them)."""
     if isinstance(value, str) and value == "auto":
         from . import _native
 
         info = _native.build_info()
         on_gpu = use_gpu and (info["cuda"] or info["metal"] or info["vulkan"])
-        return ("q8_0", "q8_0") if flash_attn and not on_gpu else ("f16", "f16")
+        if not flash_attn or on_gpu:
+            return "f16", "f16"
+        if hp is not None:
+            est = registry.estimate_memory(hp, weight_bytes=0)
+            if est.kv_self + est.kv_cross < Q8_CACHES_FROM_BYTES:
+                return "f16", "f16"
+        return "q8_0", "q8_0"
     if isinstance(value, str):
         return value, value
     if isinstance(value, tuple) and len(value) == 2 and all(isinstance(t, str) for t in value):

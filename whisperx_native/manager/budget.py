@@ -24,15 +24,16 @@ BUDGET_BEAM_SIZE = 5
 QUANTIZED_STEPS = ("q8_0", "q6_k", "q5_1", "q5_k", "q5_0", "q4_k", "q4_0", "q3_k")
 
 
-def need_of(name: str, n_states: int, beam_size: int = BUDGET_BEAM_SIZE,
-            kv_type: Tuple[str, str] = ("f16", "f16")) -> int:
+def need_of(name: str, n_states: int, beam_size: int = BUDGET_BEAM_SIZE, kv_type="auto") -> int:
     """Estimated native bytes of ``name`` (registry name or ggml path) with ``n_states`` calls,
-    attention caches of ``kv_type`` (what the Model will load: pipeline.kv_type_for)."""
-    if looks_like_path(name):
-        info = validate(name)
-        return registry.estimate_memory(info.hparams, beam_size, n_states=n_states,
-                                        weight_bytes=info.weight_bytes, kv_type=kv_type).total
-    return registry.estimate_memory(name, beam_size, n_states=n_states, kv_type=kv_type).total
+    attention caches of ``kv_type`` ("auto": what Model(name) loads, pipeline.kv_type_for)."""
+    from .. import pipeline
+
+    info = validate(name) if looks_like_path(name) else None
+    hp = info.hparams if info is not None else registry.get(name).hparams
+    kv = pipeline.kv_type_for(kv_type, use_gpu=True, flash_attn=True, hp=hp)
+    return registry.estimate_memory(hp, beam_size, n_states=n_states, kv_type=kv,
+                                    weight_bytes=info.weight_bytes if info is not None else None).total
 
 
 def candidates(name: str, chain: Iterable[str]) -> List[str]:
@@ -56,7 +57,7 @@ def candidates(name: str, chain: Iterable[str]) -> List[str]:
 
 
 def fitting(name: str, budget: "int | None", n_states: int, chain: Iterable[str],
-            kv_type: Tuple[str, str] = ("f16", "f16")) -> List[Tuple[str, "int | None"]]:
+            kv_type="auto") -> List[Tuple[str, "int | None"]]:
     """Models to try for ``name`` under ``budget``, best first, with their estimated need
     (attention caches of ``kv_type``). ``chain`` empty: only ``name`` itself. Raises
     MemoryBudgetError when none fits."""

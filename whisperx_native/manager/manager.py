@@ -20,7 +20,6 @@ from typing import Callable, List, Optional, Sequence
 
 from ..cancel import CancelToken
 from ..errors import ClosedError, ModelError
-from .. import pipeline
 from ..model import Model
 from ..threads import cpu_count
 from ..result import Result
@@ -191,9 +190,7 @@ class WhisperManager:
 
     def _load(self, name: str) -> _Served:
         """Load ``name``, or the best model that fits the budget instead; no lock held."""
-        kv_type = pipeline.kv_type_for("auto", use_gpu=True, flash_attn=True)  # what Model loads below
-        options = fitting(name, self.memory_budget, self.max_concurrent, self._chain if self.allow_smaller else [],
-                          kv_type=kv_type)
+        options = fitting(name, self.memory_budget, self.max_concurrent, self._chain if self.allow_smaller else [])
         errors = []
         for chosen, need in options:
             t0 = time.perf_counter()
