@@ -186,3 +186,22 @@ def test_q8_0_caches_are_checked(tiny_en_ggml) -> None:
         hp = registry.get(name).hparams
         assert pipeline.kv_type_for("auto", use_gpu=True, flash_attn=True, hp=hp) == (kv, kv), name
         assert pipeline.kv_type_for("auto", use_gpu=True, flash_attn=False, hp=hp) == ("f16", "f16")
+
+
+def test_a_trimmed_run_leaves_nothing_for_the_next_full_one(tiny_en_ggml, long_samples) -> None:
+    # 0015: a trimmed audio_ctx lays the cross cache's layers out at another stride and left
+    # its K/V where a full-length run reads padding; now that padding is zeroed every run.
+    full = long_samples[:16000 * 28]
+    opts = wn.DecodeOptions(n_threads=2, beam_size=1, temperature_increment=0.0)
+
+    def record(segs):
+        return [(s.t0, s.t1, s.text, tuple(round(t.p, 6) for t in s.tokens or ())) for s in segs]
+
+    with _native.Context(str(tiny_en_ggml)) as ctx:
+        with ctx.new_state() as fresh:
+            expected = record(fresh.full(full, opts)["segments"])
+        with ctx.new_state() as st:
+            st.full(long_samples[16000 * 12:16000 * 15], opts.replace(audio_ctx=512))
+            st.full(long_samples[16000 * 20:16000 * 40], opts.replace(audio_ctx=1280))
+            assert record(st.full(full, opts)["segments"]) == expected
+    assert len(expected) >= 2 and "ask not what your country" in normalize(" ".join(r[2] for r in expected))

@@ -48,7 +48,9 @@ class StatePool:
     leaves its own K/V in them, and every later full-context run on that state reads it
     (measured: tiny.en, 191 s file, WER 8.7 % -> 20.1 % after one 3 s utterance). Trimmed
     runs are multiples of 256 positions: no padding, safe on any state. So a state that ran
-    a trimmed context (``release(trimmed=True)``) serves trimmed runs only."""
+    a trimmed context (``release(trimmed=True)``) serves trimmed runs only. (Since
+    vendor/patches/0015 every encode zeroes that padding, so the rule is a second guard; a
+    chunked fast run mixes trimmed and full chunks on one state on the patch's strength.)"""
 
     def __init__(self, ctx: "_native.Context", max_idle: int = 1) -> None:
         self._ctx = ctx

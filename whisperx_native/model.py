@@ -325,7 +325,7 @@ class Model:
 
             def job(st, i, on_segment):
                 return pipeline.run_chunk(st, samples, chunks[i], opts, words_of, self._features,
-                                          self.numpy_features, on_segment)
+                                          self.numpy_features, on_segment, trim=plan.trim_chunks)
 
             def on_live(i, raw):
                 segment_callback(pipeline.segment(remap_segment(raw, chunks[i].time_map())))

@@ -24,7 +24,7 @@ from . import _native, features, threads
 from .audio import SAMPLE_RATE
 from .errors import ModelError, OptionError, OptionTypeError
 from .models import registry
-from .options import N_AUDIO_CTX, WINDOW_SECONDS, DecodeOptions, resolve_options
+from .options import N_AUDIO_CTX, WINDOW_SECONDS, DecodeOptions, audio_ctx_for, resolve_options
 from .result import Segment, Token
 from .vad import Chunk, plan_chunks, remap_segment
 from .validation import check_int
@@ -184,6 +184,10 @@ class Plan:
     chunks: Optional[Tuple[Chunk, ...]] = None
     workers: int = 1
     vad_ms: float = 0.0
+    #: The fast preset on chunks: each run's encoder context trimmed to its chunk's length
+    #: (options.audio_ctx_for), as one short clip's is. A state may then run a full-length
+    #: chunk after a trimmed one: vendor/patches/0015 zeroes the padding that made that unsafe.
+    trim_chunks: bool = False
 
     @property
     def audio_s(self) -> float:
@@ -220,7 +224,8 @@ def make_plan(opts: DecodeOptions, n_samples: int, *, multilingual: bool, preset
     per_worker = max(1, opts.n_threads // workers)
     run_opts = opts.replace(n_threads=per_worker, decode_threads=min(opts.decode_threads, per_worker),
                             speech_only=True)
-    return Plan(run_opts=run_opts, chunks=chunks, workers=workers, vad_ms=vad_ms, **common)
+    trim = common["preset"] == "fast" and opts.audio_ctx == 0
+    return Plan(run_opts=run_opts, chunks=chunks, workers=workers, vad_ms=vad_ms, trim_chunks=trim, **common)
 
 
 # ---------------------------------------------------------------------- features and language
@@ -301,13 +306,16 @@ def segment(raw, words_of: "Optional[TokenTimeWords]" = None, timed=None) -> Seg
 
 
 def run_chunk(state, samples: np.ndarray, chunk: Chunk, opts: DecodeOptions, words_of, feats: Features,
-              numpy_features: bool = True, on_segment=None):
+              numpy_features: bool = True, on_segment=None, trim: bool = False):
     """One chunk on ``state``: its audio, features, one ``whisper_full`` and its segments in
-    file time. Returns (segments, native timings)."""
+    file time (``trim``: the encoder context cut to the chunk, Plan.trim_chunks). Returns
+    (segments, native timings)."""
     audio, to_original = chunk.audio(samples)
     # no window for the chunk's padding after its speech (vad/chunks.py: window_start_limit_ms)
     pad_s = vad_parameters(opts)["speech_pad_ms"] / 1000
     opts = opts.replace(window_start_limit_ms=chunk.window_start_limit_ms(pad_s))
+    if trim:
+        opts = opts.replace(audio_ctx=audio_ctx_for(audio.size / SAMPLE_RATE))
     mel, mel_frames, mel_ms = feats.compute(audio, opts, numpy_features)
     raw = state.full(audio, opts, mel=mel, mel_frames=mel_frames, on_segment=on_segment)
     del mel
