@@ -278,7 +278,9 @@ def on_segment(seg):  # the spool is open while chunks run: an unlinked file in 
 
 m = wn.Model(model, n_threads=2, adapt_threads=False)
 audio = wn.load_audio(path) if how == "array" else path
-r = m.transcribe(audio, preset="fast", language="en", segment_callback=on_segment)
+# full windows: the fast preset trims a chunk's encoder context to its length, which would
+# compare the buffers a clip's short chunks touch with those of full ones, not the file's length
+r = m.transcribe(audio, preset="fast", language="en", audio_ctx=1500, segment_callback=on_segment)
 json.dump({"text": r.text, "chunks": r.timings.get("chunks"), "workers": r.timings.get("workers"),
            "audio_s": r.timings["audio_seconds"], "spooled": bool(seen)}, open(out, "w"))
 """
