@@ -521,12 +521,10 @@ def _transcribe_one(model, inp: _Input, args, options, plan: "_Plan") -> None:
     from .cancel import CancelToken
     from .output import json_line, render, txt_line, write
 
-    from .filestream import HEAD_SAMPLES, declared_seconds
+    from .filestream import for_transcribe
 
-    declared = declared_seconds(inp.path) if inp.path is not None else None
-    if declared is not None and declared * SAMPLE_RATE > HEAD_SAMPLES:
-        # a long file: transcribe reads it block by block, never whole (whisperx_native/filestream.py)
-        audio, seconds = inp.path, declared
+    if inp.path is not None:  # a long file goes by its path: transcribe reads it block by block
+        audio, seconds = for_transcribe(inp.path)
     else:
         audio = _load(inp)
         seconds = audio.size / SAMPLE_RATE

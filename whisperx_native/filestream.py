@@ -37,7 +37,8 @@ from .audio import SAMPLE_RATE, load_audio, stream_audio
 from .errors import AudioError, Cancelled, OptionError, OptionTypeError
 from .options import WINDOW_SECONDS
 
-__all__ = ["HEAD_SAMPLES", "ReadFile", "Spool", "StreamPlan", "declared_seconds", "pauses_of", "read_path"]
+__all__ = ["HEAD_SAMPLES", "ReadFile", "Spool", "StreamPlan", "declared_seconds", "for_transcribe", "pauses_of",
+           "read_path"]
 
 #: Samples kept in memory before a file counts as long: one window (a shorter file is
 #: transcribed in one pass, never chunked by default: pipeline.use_chunks).
@@ -272,6 +273,17 @@ def pauses_of(spool: Spool, block: int = 1 << 20) -> List[Tuple[float, float]]:
     for a in range(0, spool.size, block):
         loudness.add(spool[a:a + block])
     return loudness.pauses()
+
+
+def for_transcribe(path, load: Optional[Callable[[], np.ndarray]] = None) -> Tuple[Union[str, np.ndarray], float]:
+    """What a caller holding a file hands ``Model.transcribe``, with its length in seconds: the
+    path itself when the header declares more than one window (transcribe then reads it block
+    by block, never whole), else its samples (``load()``, default ``load_audio(path)``)."""
+    declared = declared_seconds(path)
+    if declared is not None and declared * SAMPLE_RATE > HEAD_SAMPLES:
+        return path, declared
+    samples = load() if load is not None else load_audio(path)
+    return samples, samples.size / SAMPLE_RATE
 
 
 def declared_seconds(path) -> Optional[float]:

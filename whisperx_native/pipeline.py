@@ -23,7 +23,7 @@ import numpy as np
 from . import _native, features, threads
 from .audio import SAMPLE_RATE
 from .errors import ModelError, OptionError, OptionTypeError
-from .models import registry
+from .models import registry, store
 from .options import N_AUDIO_CTX, WINDOW_SECONDS, DecodeOptions, audio_ctx_for, resolve_options
 from .result import Segment, Token
 from .vad import Chunk, plan_chunks, remap_segment
@@ -89,11 +89,7 @@ def kv_type_for(value, *, use_gpu: bool, flash_attn: bool, hp=None) -> Tuple[str
     hyperparameters; None counts as large); f16 otherwise. A type name sets both, a (K, V)
     pair each (the native context checks them)."""
     if isinstance(value, str) and value == "auto":
-        from . import _native
-
-        info = _native.build_info()
-        on_gpu = use_gpu and (info["cuda"] or info["metal"] or info["vulkan"])
-        if not flash_attn or on_gpu:
+        if not flash_attn or store.on_gpu(use_gpu):
             return "f16", "f16"
         if hp is not None:
             est = registry.estimate_memory(hp, weight_bytes=0)
@@ -332,7 +328,7 @@ NATIVE_PHASES = ("mel_ms", "encode_ms", "decode_ms", "total_ms", "n_encode")
 
 def sum_timings(runs: Sequence[Mapping[str, float]]) -> Dict[str, float]:
     """whisper.cpp's phases (``NATIVE_PHASES``) summed over runs."""
-    t: Dict[str, float] = {"mel_ms": 0.0, "encode_ms": 0.0, "decode_ms": 0.0, "total_ms": 0.0, "n_encode": 0}
+    t: Dict[str, float] = {k: 0 if k == "n_encode" else 0.0 for k in NATIVE_PHASES}
     for run in runs:
         for k in t:
             t[k] += run[k]

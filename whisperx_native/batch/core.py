@@ -141,7 +141,6 @@ class FileWorker:
         return outcome
 
     def _process(self, path: str, outputs: Optional[Sequence[str]], source: str) -> Outcome:
-        from ..audio import SAMPLE_RATE, load_audio
         from ..errors import AudioError, Cancelled, ModelError
         from ..output import render
 
@@ -150,14 +149,9 @@ class FileWorker:
             return Outcome(path, "cancelled")
         audio_s = 0.0
         try:
-            from ..filestream import HEAD_SAMPLES, declared_seconds
+            from ..filestream import for_transcribe
 
-            declared = declared_seconds(path)
-            if declared is not None and declared * SAMPLE_RATE > HEAD_SAMPLES:
-                audio, audio_s = path, declared  # a long file: read block by block (filestream.py)
-            else:
-                audio = load_audio(path)
-                audio_s = audio.size / SAMPLE_RATE
+            audio, audio_s = for_transcribe(path)  # a long file: its path, read block by block
             kwargs = self.job.transcribe_kwargs()
             spread = self._can_spread and audio_s > LONG_SECONDS and self._claim_spread()
             try:

@@ -50,16 +50,13 @@ class RayTranscriber:
         self._pool = ThreadPoolExecutor(self.n_states) if self.n_states > 1 else None
 
     def _one(self, path: Any, audio: Any, rate: Any) -> Dict[str, Any]:
-        from ..audio import SAMPLE_RATE, load_audio
+        from ..audio import SAMPLE_RATE
 
         try:
             if path is not None and not (isinstance(path, float) and np.isnan(path)) and str(path):
-                from ..filestream import HEAD_SAMPLES, declared_seconds
+                from ..filestream import for_transcribe
 
-                declared = declared_seconds(str(path))
-                # a long file: transcribe reads it block by block, never whole (filestream.py)
-                samples = str(path) if declared is not None and declared * SAMPLE_RATE > HEAD_SAMPLES \
-                    else load_audio(str(path))
+                samples, _seconds = for_transcribe(str(path))  # a long file: its path, read block by block
             else:
                 samples = _resampled(audio, int(rate) if rate is not None else SAMPLE_RATE)
             result = self.model.transcribe(samples, preset=self.preset, **self.options)

@@ -21,6 +21,7 @@ from .ggml_file import (
     GGML_QNT_VERSION_FACTOR,
     HParams,
     expected_tensors,
+    ggml_type,
 )
 
 __all__ = ["ALIGNMENT_HEADS", "ARCHS", "kv_self_cells", "QUANT_TYPES", "MEASURED_STATE", "ModelSpec", "MemoryEstimate",
@@ -192,13 +193,10 @@ class MemoryEstimate:
         return d
 
 
-#: Bytes per 32 elements of a K/V cache, by its type (vendor/patches/0014: f16 or q8_0).
-KV_BLOCK_BYTES: Dict[str, int] = {"f16": 64, "q8_0": 34}
-
-
 def _kv_bytes(n_elements: int, kv_type: Tuple[str, str]) -> int:
-    """A K and a V tensor of ``n_elements`` each (a multiple of 32: n_text_state is)."""
-    return sum(n_elements // 32 * KV_BLOCK_BYTES[t] for t in kv_type)
+    """A K and a V tensor of ``n_elements`` each, of ggml types ``kv_type`` (f16 or q8_0:
+    vendor/patches/0014), as ggml allocates them."""
+    return sum(ggml_type(t).nbytes([n_elements]) for t in kv_type)
 
 
 def estimate_memory(model: "str | HParams", beam_size: int = 1, *, n_states: int = 1,

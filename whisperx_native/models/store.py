@@ -117,6 +117,15 @@ def resolve_model_path(model: "str | os.PathLike", cache: "Path | None" = None, 
     return install(str(model), cache=cache, **install_options).path
 
 
+def on_gpu(use_gpu: bool = True) -> bool:
+    """Whether a model loaded with ``use_gpu`` runs on a GPU: asked for, and this build has a
+    GPU backend (CUDA, Metal or Vulkan)."""
+    from .. import _native
+
+    info = _native.build_info()
+    return bool(use_gpu and (info["cuda"] or info["metal"] or info["vulkan"]))
+
+
 def preferred_variant(model: "str | os.PathLike", *, use_gpu: bool = True) -> "str | os.PathLike":
     """The file a plain model name is best run from on this machine.
 
@@ -135,9 +144,9 @@ def preferred_variant(model: "str | os.PathLike", *, use_gpu: bool = True) -> "s
         return model
     from .. import _native
 
-    info = _native.build_info()
-    if use_gpu and (info["cuda"] or info["metal"] or info["vulkan"]):
+    if on_gpu(use_gpu):
         return model
+    info = _native.build_info()
     if "AVX512_BF16 = 1" not in info["system_info"] and "AMX_BF16 = 1" not in info["system_info"]:
         return model
     return f"{model}-bf16q8"
