@@ -288,7 +288,7 @@ json.dump({"text": r.text, "chunks": r.timings.get("chunks"), "workers": r.timin
 
 def _peak_rss_mb(model: Path, audio: Path, how: str, tmp: Path) -> tuple:
     spool = tmp / f"tmp-{how}-{audio.stem}"
-    spool.mkdir()
+    spool.mkdir(parents=True)
     out = tmp / f"{how}-{audio.stem}.json"
     # glibc raises its mmap threshold each time a large block is freed, so the heap of a process
     # that keeps freeing and allocating megabytes creeps up over its first runs (measured: +6..11 MB
@@ -307,8 +307,14 @@ def test_peak_memory_does_not_grow_with_the_files_length(tiny_en_ggml, sparse_fi
     """20 minutes transcribed from the path peak no higher than 10 minutes of the same speech;
     decoded into memory first, the 20 minutes hold their 77 MB of samples more."""
     peaks, runs = {}, {}
-    for name, how in (("clip", "path"), ("10min", "path"), ("20min", "path"), ("20min", "array")):
-        peaks[name, how], runs[name, how] = _peak_rss_mb(tiny_en_ggml, sparse_files[name], how, tmp_path)
+    # A run now and then peaks ~13 MB above its twins (measured 273 / 286 / 273 MB for one 10-minute
+    # file), whatever the length: the lengths are compared by the lower of two runs each.
+    for name, how, repeats in (("clip", "path", 1), ("10min", "path", 2), ("20min", "path", 2),
+                               ("20min", "array", 1)):
+        for i in range(repeats):
+            mb, run = _peak_rss_mb(tiny_en_ggml, sparse_files[name], how, tmp_path / f"{name}-{how}-{i}")
+            if (name, how) not in peaks or mb < peaks[name, how]:
+                peaks[name, how], runs[name, how] = mb, run
     print("peak RSS MB:", {f"{k[0]} {k[1]}": round(v, 1) for k, v in peaks.items()},
           "chunks:", {k[0]: r["chunks"] for k, r in runs.items()})
     clip, mid, long, array = (runs[k] for k in (("clip", "path"), ("10min", "path"), ("20min", "path"),
