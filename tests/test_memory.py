@@ -33,14 +33,16 @@ def test_memory_report_matches_rss_growth(tiny_en_ggml):
     reported = m["weights"] + m["state"]
     print(f"weights {m['weights'] / 1e6:.1f} MB vs load RSS growth {m['load_growth'] / 1e6:.1f} MB; "
           f"weights+state {reported / 1e6:.1f} MB vs RSS growth {m['total_growth'] / 1e6:.1f} MB "
-          f"(ratio {m['total_growth'] / reported:.3f}); state parts {m['state_parts']}")
+          f"(run {(m['total_growth'] - m['load_growth']) / 1e6:.1f} MB); state parts {m['state_parts']}")
     assert m["weights"] > 50e6 and m["state"] > 1e6
     # Loading reads every weight: resident memory grows by what whisper.cpp reports.
     assert abs(m["load_growth"] - m["weights"]) <= 0.2 * m["weights"]
-    # State buffers are reserved at their worst-case size and the OS maps pages as a run
-    # touches them, so the report is an upper bound on what a run adds.
-    assert m["total_growth"] <= 1.2 * reported
-    assert m["total_growth"] - m["load_growth"] > 0.2 * m["state"]
+    # A run touches most of the state's buffers (the encoder all of the shared compute
+    # buffer, patch 0016). What it adds beyond them is host memory no buffer reports:
+    # ggml-cpu's work buffer (the largest graph's operands converted to the weights' type),
+    # the mel and the logits rows: 13 MB measured for tiny.en.
+    run_growth = m["total_growth"] - m["load_growth"]
+    assert 0.5 * m["state"] <= run_growth <= m["state"] + 18e6
 
 
 def test_model_memory_lists_states(tiny):

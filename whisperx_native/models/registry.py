@@ -4,8 +4,8 @@ A name is an architecture (``"tiny.en"``, ``"large-v3-turbo"``) optionally
 followed by a quantization type (``"medium.en-q5_0"``). Everything about a name
 is derived from its hyperparameters: the exact weight bytes (from the tensor
 table whisper.cpp allocates), the KV caches (exact formulas from
-``whisper_init_state``) and the compute buffers (linear fits calibrated on
-measurements, see ``_COMPUTE_FIT``), so a caller can tell before loading
+``whisper_init_state``) and the compute buffer (the largest of four graphs'
+needs, linear fits calibrated on measurements, see ``_COMPUTE_FIT``), so a caller can tell before loading
 whether a model fits a memory budget.
 """
 
@@ -117,10 +117,12 @@ PUBLISHED_QUANTIZED = frozenset({
 _HEADER_BYTES = 48 + 8 + 4 * 201 + 600_000
 _TENSOR_HEADER_BYTES = 80
 
-# Compute buffers of whisper_init_state, in bytes, as a + b * n_state + c * n_mels:
-# least-squares fits on the figures whisper.cpp logged for the seven
-# architectures below (largest error 5 kB; the log rounds to 10 kB). They do not
-# depend on the weight type. The decoder buffer holds the logits of the rows a step
+# What each graph of a state needs of its compute buffer (the graph context's ~1.6 MB
+# included), in bytes, as a + b * n_state + c * n_mels: least-squares fits on the
+# figures whisper.cpp 1.8.5 logged for its four buffers on the seven architectures
+# below (largest error 5 kB; the log rounds to 10 kB). They do not depend on the
+# weight type. Since vendor/patches/0016 the four graphs share one buffer, the
+# largest need, and the encoder's input and output lie beside it (``encoder_io``). The decoder buffer holds the logits of the rows a step
 # reads (vendor/patches/0008; 448 x n_vocab floats before it) and the self-attention of
 # n_text_ctx tokens, which grows with the heads too: the fit is within 0.6 MB, and the
 # measured figure of each known shape (MEASURED_STATE) is used where there is one.
@@ -131,7 +133,7 @@ _COMPUTE_FIT: Dict[str, Tuple[float, float, float]] = {
     "decode": (1_789_548, 15_389.3, -19_202.0),
 }
 
-#: Per-state buffers whisper.cpp 1.8.5 logged on this machine (CPU backend, flash
+#: Per-state buffers whisper.cpp 1.8.5 logged on this machine (one compute buffer per graph then) (CPU backend, flash
 #: attention on, as wn.Model uses), bytes: tiny.en with real weights, the others
 #: with synthetic q4_0 weights (tiny.en gave the same figures for both).
 MEASURED_STATE: Dict[str, Dict[str, int]] = {
@@ -166,7 +168,8 @@ class MemoryEstimate:
     kv_self: int
     kv_cross: int
     kv_pad: int
-    compute: Dict[str, int]
+    compute: Dict[str, int]  # each graph's need; the state holds the largest (patch 0016)
+    encoder_io: int
     beam_size: int = 1
     n_states: int = 1  # concurrent transcriptions
     n_text_ctx: int = 448
@@ -177,7 +180,7 @@ class MemoryEstimate:
         for its beams (``kv_self_cells``)."""
         base = kv_self_cells(self.n_text_ctx)
         kv_self = self.kv_self * kv_self_cells(self.n_text_ctx, self.beam_size) // base
-        return kv_self + self.kv_cross + self.kv_pad + sum(self.compute.values())
+        return kv_self + self.kv_cross + self.kv_pad + self.encoder_io + max(self.compute.values())
 
     @property
     def total(self) -> int:
@@ -214,7 +217,9 @@ def estimate_memory(model: "str | HParams", beam_size: int = 1, *, n_states: int
     kv_pad = _kv_bytes(hp.n_audio_state * pad(hp.n_audio_ctx), ("f16", "f16"))  # the encoder's, always f16
     compute = {k: int(a + b * hp.n_audio_state + c * hp.n_mels) for k, (a, b, c) in _COMPUTE_FIT.items()}
     compute["decode"] = _DECODE_MEASURED.get((hp.n_text_state, hp.n_text_head), compute["decode"])
-    return MemoryEstimate(weights, kv_self, kv_cross, kv_pad, compute, beam_size, n_states, hp.n_text_ctx)
+    encoder_io = 4 * hp.n_audio_state * hp.n_audio_ctx  # f32, the convolutions' and the encoder's output
+    return MemoryEstimate(weights, kv_self, kv_cross, kv_pad, compute, encoder_io, beam_size, n_states,
+                          hp.n_text_ctx)
 
 
 @dataclass(frozen=True)
