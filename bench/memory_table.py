@@ -53,7 +53,7 @@ def manager_picks():
     for name, budget in (("tiny.en", 100), ("small.en", 400), ("medium.en", 700)):
         try:
             chosen, need = fitting(name, budget * MB, 1, [name])[0]
-            out.append((name, budget, f"{chosen} (estimated {need / MB:.0f} MB native)"))
+            out.append((name, budget, f"{chosen} (estimated peak {need / MB:.0f} MB)"))
         except MemoryBudgetError as exc:
             out.append((name, budget, f"none: {exc}"))
     return out
@@ -67,7 +67,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cells = [("tiny.en", None, "tiny.en f16 (real)", 100), ("tiny.en-q8_0", None, "tiny.en q8_0 (real)", 100),
                  ("tiny.en-bf16q8", None, "tiny.en bf16q8 (real)", 100), ("tiny.en-q5_0", None, "tiny.en q5_0 (real)", 100),
-                 ("small", "q6_k", "small q6_k (synthetic)", 400), ("small", "q5_0", "small q5_0 (synthetic)", 400),
+                 ("small", "q8_0", "small q8_0 (synthetic)", 400), ("small", "q6_k", "small q6_k (synthetic)", 400),
+                 ("small", "q5_0", "small q5_0 (synthetic)", 400),
                  ("small", "q4_0", "small q4_0 (synthetic)", 400),
                  ("medium", "q5_0", "medium q5_0 (synthetic)", 700), ("medium", "q4_0", "medium q4_0 (synthetic)", 700),
                  ("medium", "q4_k", "medium q4_k (synthetic)", 700), ("medium", "q3_k", "medium q3_k (synthetic)", 700)]
@@ -87,7 +88,7 @@ def main() -> None:
     for label, weights, greedy, beam, budget in rows:
         lines.append(f"| {label} | {weights:.0f} | {greedy:.0f} | {beam:.0f} | {budget} | "
                      f"{'yes' if greedy <= budget else 'no'} / {'yes' if beam <= budget else 'no'} |")
-    lines += ["", "What WhisperManager loads under a native budget of the seed's figure (its estimate, beam 5, "
+    lines += ["", "What WhisperManager loads under a budget of the seed's figure (its estimated peak, beam 5, "
               "the attention caches Model loads: manager/budget.py):", ""]
     lines += [f"- {name} within {budget} MB: **{picks}**" for name, budget, picks in manager_picks()]
     text = "\n".join(lines)

@@ -1,9 +1,11 @@
 """Will a model fit the memory budget, and if not, which one does?
 
-The figures are the model store's (``models.registry.estimate_memory``): weights
-exactly, plus per concurrent call the state whisper.cpp allocates (KV caches and
-compute buffers, with the self-attention cache grown for beam search). Registry
-names are estimated without installing anything; paths from their header.
+The budget is the process's peak resident memory, as the seed's figures are. The
+need of a model is the model store's estimate (``models.registry.estimate_memory``):
+weights exactly, plus per concurrent call the state whisper.cpp allocates (KV caches
+and compute buffer, with the self-attention cache grown for beam search), plus what
+the process holds beside them (:data:`PROCESS_OVERHEAD`). Registry names are
+estimated without installing anything; paths from their header.
 """
 
 from __future__ import annotations
@@ -16,8 +18,13 @@ from ..models.ggml_file import validate
 from ..models.store import looks_like_path
 
 MB = 1_000_000
-#: Default peak budget for native memory (weights + states), bytes.
+#: Default peak budget of the process, bytes.
 DEFAULT_BUDGET = 700 * MB
+#: A process's peak RSS beyond the estimate of its weights and states: the interpreter with
+#: numpy and this package (~26 MB), whisper.cpp's vocabulary and host-side vectors (the mel,
+#: logits rows), ggml-cpu's work buffer. bench/memory_table.py measured 42..65 MB at beam 5
+#: from medium to tiny.en (2026-11-28, after patch 0016); the largest, rounded up.
+PROCESS_OVERHEAD = 66 * MB
 #: Default decoding is beam search of 5: budget for it.
 BUDGET_BEAM_SIZE = 5
 #: Tried in this order when a model is over budget (registry names only).
@@ -25,15 +32,16 @@ QUANTIZED_STEPS = ("q8_0", "q6_k", "q5_1", "q5_k", "q5_0", "q4_k", "q4_0", "q3_k
 
 
 def need_of(name: str, n_states: int, beam_size: int = BUDGET_BEAM_SIZE, kv_type="auto") -> int:
-    """Estimated native bytes of ``name`` (registry name or ggml path) with ``n_states`` calls,
-    attention caches of ``kv_type`` ("auto": what Model(name) loads, pipeline.kv_type_for)."""
+    """Estimated peak bytes of a process running ``name`` (registry name or ggml path) with
+    ``n_states`` calls, attention caches of ``kv_type`` ("auto": what Model(name) loads,
+    pipeline.kv_type_for)."""
     from .. import pipeline
 
     info = validate(name) if looks_like_path(name) else None
     hp = info.hparams if info is not None else registry.get(name).hparams
     kv = pipeline.kv_type_for(kv_type, use_gpu=True, flash_attn=True, hp=hp)
-    return registry.estimate_memory(hp, beam_size, n_states=n_states, kv_type=kv,
-                                    weight_bytes=info.weight_bytes if info is not None else None).total
+    return PROCESS_OVERHEAD + registry.estimate_memory(
+        hp, beam_size, n_states=n_states, kv_type=kv, weight_bytes=info.weight_bytes if info is not None else None).total
 
 
 def candidates(name: str, chain: Iterable[str]) -> List[str]:
