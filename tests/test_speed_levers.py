@@ -70,6 +70,18 @@ def test_numpy_features_shape_and_padding(tiny) -> None:
         features.log_mel(x[:100], filters)
 
 
+def test_numpy_features_do_not_depend_on_the_fft_batch(tiny, long_samples, monkeypatch) -> None:
+    # The frames go through the FFT in small batches (features._CHUNK: a small heap in each
+    # long-form worker); every frame is its own transform, so the batch changes nothing.
+    filters = ggml_file.read_mel_filters(tiny.path)
+    x = long_samples[: 16000 * 41 + 77]
+    small, frames = features.log_mel(x, filters)
+    assert features._CHUNK < frames  # several batches and a partial last one
+    monkeypatch.setattr(features, "_CHUNK", 1 << 16)
+    whole, frames_whole = features.log_mel(x, filters)
+    assert frames == frames_whole and np.array_equal(small, whole)
+
+
 def test_precomputed_mel_is_checked(tiny, jfk_samples) -> None:
     st = tiny._engine.pool.acquire()
     try:
