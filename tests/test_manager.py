@@ -185,6 +185,25 @@ def test_memory_budget_refuses_or_picks_a_smaller_model(tiny_en_ggml, base_ggml,
         assert over and over[0].detail["chosen"] == str(tiny_en_ggml)
 
 
+def test_a_long_file_runs_only_the_states_the_budget_holds(tiny_en_ggml, long_samples):
+    # A long file's chunks run on one state per thread; under a budget that holds one state
+    # (per concurrent call) the manager runs them on one, without a budget on two.
+    from whisperx_native.manager.budget import need_of, states_within
+
+    budget = (need_of(str(tiny_en_ggml), 1) + need_of(str(tiny_en_ggml), 2)) // 2
+    assert states_within(str(tiny_en_ggml), budget) == 1
+    audio = long_samples[: 16000 * 75]
+    workers, texts = {}, {}
+    for key, kw in (("budget", dict(memory_budget=budget, max_concurrent=1)), ("none", dict(memory_budget=None)),
+                    ("asked", dict(memory_budget=budget, max_concurrent=1))):
+        with manager(tiny_en_ggml, idle_timeout=None, auto_downgrade=False, n_threads=2, **kw) as m:
+            extra = dict(chunk_workers=2) if key == "asked" else {}
+            r = m.transcribe(audio, preset="fast", language="en", **extra)
+        workers[key], texts[key] = r.timings.get("workers"), normalize(r.text)
+    assert workers == {"budget": 1, "none": 2, "asked": 2}  # an explicit chunk_workers is the caller's
+    assert texts["budget"] == texts["none"] and "ask not what your country" in texts["budget"]
+
+
 def test_downgrade_on_injected_cpu_pressure(tiny_en_ggml, base_ggml, jfk_samples):
     ev = Events()
     load = {"value": 0.1}

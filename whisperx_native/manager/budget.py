@@ -44,6 +44,14 @@ def need_of(name: str, n_states: int, beam_size: int = BUDGET_BEAM_SIZE, kv_type
         hp, beam_size, n_states=n_states, kv_type=kv, weight_bytes=info.weight_bytes if info is not None else None).total
 
 
+def states_within(name: str, budget: int, beam_size: int = BUDGET_BEAM_SIZE, kv_type="auto") -> int:
+    """How many states of ``name`` (each a call, or a long-form worker of one) fit ``budget``
+    beside its weights and the process's overhead; at least 0."""
+    one, two = need_of(name, 1, beam_size, kv_type), need_of(name, 2, beam_size, kv_type)
+    state = two - one
+    return max(0, 1 + (budget - one) // state) if budget >= one else 0
+
+
 def candidates(name: str, chain: Iterable[str]) -> List[str]:
     """``name``, its quantized variants the registry knows, then the models after it in ``chain``."""
     out = [name]

@@ -23,7 +23,7 @@ from ..errors import ClosedError, ModelError
 from ..model import Model
 from ..threads import cpu_count
 from ..result import Result
-from .budget import DEFAULT_BUDGET, fitting
+from .budget import DEFAULT_BUDGET, fitting, states_within
 from .cpu import CpuMonitor, Sampler
 from .events import Emitter, Event
 from .memory import process_rss, release_free_heap
@@ -42,10 +42,12 @@ DOWNGRADE_CHAINS: List[List[str]] = [
 class _Served:
     """One loaded model and the number of calls currently using it."""
 
-    __slots__ = ("name", "model", "active", "load_ms")
+    __slots__ = ("name", "model", "active", "load_ms", "call_states")
 
-    def __init__(self, name: str, model: Model, load_ms: float) -> None:
+    def __init__(self, name: str, model: Model, load_ms: float, call_states: int = 0) -> None:
         self.name, self.model, self.active, self.load_ms = name, model, 0, load_ms
+        # states one call may run at once (long-form chunk workers) within the budget; 0: no cap
+        self.call_states = call_states
 
 
 class WhisperManager:
@@ -210,7 +212,12 @@ class WhisperManager:
                 self._emit("over_budget", name, budget=self.memory_budget, chosen=chosen, estimated_need=need)
             self._emit("loaded", chosen, load_ms=round(load_ms, 1), native_bytes=model.memory()["total"],
                        rss_bytes=process_rss())
-            return _Served(chosen, model, load_ms)
+            # The budget holds max_concurrent states; a long file would run up to one per
+            # thread at once: each call gets its share of the states that fit.
+            call_states = 0
+            if self.memory_budget is not None:
+                call_states = max(1, states_within(chosen, self.memory_budget) // self.max_concurrent)
+            return _Served(chosen, model, load_ms, call_states)
         raise ModelError(f"could not load {name!r} nor a model within the budget: " + "; ".join(errors))
 
     def _check_open(self) -> None:
@@ -262,6 +269,8 @@ class WhisperManager:
         with self._slots:
             served, waited_ms = self._acquire()
             try:
+                if served.call_states and not options.get("chunk_workers"):
+                    options["chunk_workers"] = served.call_states
                 result = served.model.transcribe(audio, cancel_token=cancel_token, **options)
                 native = served.model.memory()["total"]
             finally:
