@@ -8,7 +8,9 @@ bench/runners.py's small probe process) doing ``Model("tiny.en", adapt_threads=F
 with the default options (adapt_threads=False: the model's 2 threads whatever the machine's load, so
 the cells run as many states at once and compare): "before" hands it ``load_audio(path)`` (what ``transcribe(path)`` did before:
 the whole file decoded into one float32 array), "after" the path (decoded block by block into
-a disk spool, the VAD fed on the way: whisperx_native/filestream.py). The hour is long_a and
+a disk spool, the VAD fed on the way: whisperx_native/filestream.py), "one state" the path with
+``chunk_workers=1`` (the long-form chunks one after another on one 2-thread state, as
+WhisperManager runs them when its budget holds one state a call). The hour is long_a and
 long_b of bench/corpus.py joined, cached as FLAC in ~/.cache/whisperx_native-bench/. Prints a
 Markdown table and writes bench/results/long_file_memory.md.
 """
@@ -40,7 +42,7 @@ import whisperx_native as wn
 path, how, out = sys.argv[1:4]
 t = time.perf_counter()
 m = wn.Model("tiny.en", adapt_threads=False)
-r = m.transcribe(wn.load_audio(path) if how == "before" else path)
+r = m.transcribe(wn.load_audio(path) if how == "before" else path, **({"chunk_workers": 1} if how == "one" else {}))
 json.dump({"wall_s": time.perf_counter() - t, "audio_s": r.timings["audio_seconds"], "chunks": r.timings.get("chunks"),
            "workers": r.timings.get("workers", 1), "threads": r.timings["n_threads"], "words": len(r.text.split()),
            "text": r.text}, open(out, "w"))
@@ -94,18 +96,19 @@ def main(argv=None) -> int:
         files.append(("long_hour.flac (1 h)", hour_flac()))
     rows = []
     for label, path in files:
-        cells = {how: measure(path, how) for how in ("before", "after")}
-        same = cells["before"]["text"] == cells["after"]["text"]
+        cells = {how: measure(path, how) for how in ("before", "after", "one")}
+        same = cells["before"]["text"] == cells["after"]["text"] == cells["one"]["text"]
         rows.append((label, cells, same))
         print(label, {k: (round(v["peak_mb"], 1), round(v["wall_s"], 1), v["workers"], v["threads"])
                       for k, v in cells.items()}, "same text:", same, flush=True)
     lines = ["| file | peak RSS before MB (`transcribe(load_audio(path))`) | peak RSS after MB (`transcribe(path)`) | "
-             "chunks | states at once | wall s before / after | same text |", "|---|---:|---:|---:|---:|---|---|"]
+             "peak RSS one state MB (`chunk_workers=1`) | chunks | states at once | wall s before / after / one | "
+             "same text |", "|---|---:|---:|---:|---:|---:|---|---|"]
     for label, cells, same in rows:
-        b, a = cells["before"], cells["after"]
-        lines.append(f"| {label} | {b['peak_mb']:.0f} | {a['peak_mb']:.0f} | {a['chunks'] or '—'} | "
-                     f"{b['workers']} / {a['workers']} | {b['wall_s']:.1f} / {a['wall_s']:.1f} | "
-                     f"{'yes' if same else 'no'} |")
+        b, a, o = cells["before"], cells["after"], cells["one"]
+        lines.append(f"| {label} | {b['peak_mb']:.0f} | {a['peak_mb']:.0f} | {o['peak_mb']:.0f} | {a['chunks'] or '—'} | "
+                     f"{b['workers']} / {a['workers']} / {o['workers']} | "
+                     f"{b['wall_s']:.1f} / {a['wall_s']:.1f} / {o['wall_s']:.1f} | {'yes' if same else 'no'} |")
     text = "\n".join(lines)
     print(text)
     out = REPO / "bench" / "results"
