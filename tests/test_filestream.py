@@ -255,6 +255,28 @@ def test_cancel_while_a_long_file_is_read(tiny, sparse_files, spool_dir, how) ->
     assert "country" in tiny.transcribe(JFK_WAV, preset="fast").text
 
 
+@pytest.mark.parametrize("which", ["10min", "jfk"])
+def test_a_model_cancel_between_the_read_and_the_run_is_not_lost(tiny, sparse_files, monkeypatch, which) -> None:
+    """Model.cancel() landing after the file was read and before any state runs (planted in
+    make_plan: the one moment between them) stops the call: its states join the call's
+    cancelled group. A long file's chunks and a short file's single run alike."""
+    real = pipeline.make_plan
+
+    def make_plan_then_cancel(*args, **kwargs):
+        plan = real(*args, **kwargs)
+        tiny.cancel()
+        return plan
+
+    monkeypatch.setattr(pipeline, "make_plan", make_plan_then_cancel)
+    path = sparse_files["10min"] if which == "10min" else JFK_WAV
+    t0 = time.perf_counter()
+    with pytest.raises(Cancelled):
+        tiny.transcribe(path, preset="fast")
+    assert time.perf_counter() - t0 < 30
+    monkeypatch.undo()
+    assert "country" in tiny.transcribe(JFK_WAV, preset="fast").text  # the model serves the next call
+
+
 # --------------------------------------------------------------------------- memory
 # Linux carries a process's peak RSS across fork and exec: a child of pytest would report at
 # least pytest's size. A small Python in between starts the measured one (bench/runners.py).

@@ -219,27 +219,30 @@ class Model:
             return filestream.StreamPlan(opts.vad_model, pipeline.vad_parameters(opts),
                                          bool(opts.word_timestamps and snap), opts)
 
-        group = StateGroup()  # what a CancelToken (and Model.cancel) reaches while the file is read
+        # What a CancelToken (and Model.cancel) reaches from the first block read to the last
+        # chunk: the states the call takes later join it, so no cancel falls between the two.
+        group = StateGroup()
         if on_state is not None:
             on_state(group)
         try:
             with self._engine.pool.watch(group):
                 read = filestream.read_path(path, decide, cancelled=lambda: group.cancelled)
+                with read:
+                    if group.cancelled:
+                        raise Cancelled("transcription cancelled")
+                    if not read.streamed:
+                        return self._run_samples(read.samples, preset, options, t0, progress_callback,
+                                                 segment_callback, on_state, group)
+                    plan = pipeline.make_plan(read.opts, read.samples.size, multilingual=self.multilingual,
+                                              preset=preset, speech=read.speech, vad_ms=read.vad_ms)
+                    return self._run_chunked(plan, read.samples, t0, progress_callback, segment_callback, on_state,
+                                             gaps=read.gaps, group=group)
         finally:
             if on_state is not None:
                 on_state(None)
-        with read:
-            if group.cancelled:
-                raise Cancelled("transcription cancelled")
-            if not read.streamed:
-                return self._run_samples(read.samples, preset, options, t0, progress_callback, segment_callback,
-                                         on_state)
-            plan = pipeline.make_plan(read.opts, read.samples.size, multilingual=self.multilingual, preset=preset,
-                                      speech=read.speech, vad_ms=read.vad_ms)
-            return self._run_chunked(plan, read.samples, t0, progress_callback, segment_callback, on_state,
-                                     gaps=read.gaps)
 
-    def _run_samples(self, samples, preset, options, t0, progress_callback, segment_callback, on_state) -> Result:
+    def _run_samples(self, samples, preset, options, t0, progress_callback, segment_callback, on_state,
+                     group: Optional[StateGroup] = None) -> Result:
         opts = self._resolve(preset, options, samples.size)
         audio_s = samples.size / SAMPLE_RATE
         if samples.size < pipeline.MIN_SAMPLES:
@@ -249,12 +252,12 @@ class Model:
                                                     "n_threads": opts.n_threads}, self.name)
         if not pipeline.use_chunks(opts, audio_s):
             plan = pipeline.make_plan(opts, samples.size, multilingual=self.multilingual, preset=preset)
-            return self._run_single(plan, samples, t0, progress_callback, segment_callback, on_state)
+            return self._run_single(plan, samples, t0, progress_callback, segment_callback, on_state, group)
         tv = time.perf_counter()
         speech = engine.speech_segments(samples, opts.vad_model, pipeline.vad_parameters(opts))
         plan = pipeline.make_plan(opts, samples.size, multilingual=self.multilingual, preset=preset, speech=speech,
                                   vad_ms=(time.perf_counter() - tv) * 1000)
-        return self._run_chunked(plan, samples, t0, progress_callback, segment_callback, on_state)
+        return self._run_chunked(plan, samples, t0, progress_callback, segment_callback, on_state, group=group)
 
     def _words(self, opts, language):
         """What gives each segment its words (pipeline.word_builder)."""
@@ -278,13 +281,15 @@ class Model:
                                    self._engine.load_ms, **extra)
         return Result(segments, language, probs, timings, self.name)
 
-    def _run_single(self, plan, samples, t0, progress_callback, segment_callback, on_state) -> Result:
-        """One ``whisper_full`` over the whole audio (short clips, or ``vad=False``)."""
+    def _run_single(self, plan, samples, t0, progress_callback, segment_callback, on_state,
+                    group: Optional[StateGroup] = None) -> Result:
+        """One ``whisper_full`` over the whole audio (short clips, or ``vad=False``). ``group``:
+        the call's, which a cancel reaches (its caller told ``on_state``), else the state itself."""
         def on_segment(raw):
             segment_callback(pipeline.segment(raw))
 
         opts, probs, detect_ms = plan.run_opts.replace(language=plan.language), None, 0.0
-        with self._engine.state(plan.full_ctx, on_state) as st:
+        with self._engine.state(plan.full_ctx, on_state if group is None else None, group=group) as st:
             mel, mel_frames, mel_ms = self._features.compute(samples, opts, self.numpy_features)
             if plan.detect:  # on the first window of the one mel (features computed once)
                 language, probs, detect_ms = pipeline.detect_language(st, samples, opts.n_threads, mel)
@@ -300,7 +305,8 @@ class Model:
         segments = self._finish_words(plan, samples, pipeline.segments(raw["segments"], self._words(opts, language)))
         return self._result(plan, segments, language, probs, native, detect_ms, total_ms)
 
-    def _run_chunked(self, plan, samples, t0, progress_callback, segment_callback, on_state, gaps=None) -> Result:
+    def _run_chunked(self, plan, samples, t0, progress_callback, segment_callback, on_state, gaps=None,
+                     group: Optional[StateGroup] = None) -> Result:
         """Long-form: Silero VAD found the speech, packed into chunks of at most one window
         (the plan); the chunks are transcribed independently (no text carried from one to
         the next) on several states of this model at once, one thread each when the call
@@ -311,9 +317,11 @@ class Model:
             return Result([], plan.opts.language, None,
                           {"audio_seconds": plan.audio_s, "vad_ms": plan.vad_ms, "chunks": 0,
                            "total_ms": (time.perf_counter() - t0) * 1000, "n_threads": plan.n_threads}, self.name)
-        group = StateGroup()
-        if on_state is not None:
-            on_state(group)
+        own = group is None  # else the caller's group, which on_state already knows
+        if own:
+            group = StateGroup()
+            if on_state is not None:
+                on_state(group)
         try:
             language, probs, detect_ms = plan.language, None, 0.0
             if plan.detect:  # on a clean state: a full-context run
@@ -340,7 +348,7 @@ class Model:
             results = self._engine.map(len(chunks), plan.workers, plan.full_ctx, group, job,
                                        on_live if segment_callback is not None else None, on_done)
         finally:
-            if on_state is not None:
+            if own and on_state is not None:
                 on_state(None)
         segments = [seg for segs, _ in results for seg in segs]
         native = pipeline.sum_timings([t for _, t in results])
