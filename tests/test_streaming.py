@@ -320,3 +320,30 @@ def test_adaptive_endpoint_finalizes_each_sentence_of_a_pauseless_run(tiny, long
     tr2, events2, _ = stream(tiny, audio[lo:hi], realtime=False, min_silence_long_ms=None, partials=False)
     check_structure(tr2, events2)
     assert len({f.utterance for f in tr2.finals}) == 1 and not [f for f in tr2.finals if "cut_at" in f.detail]
+
+
+
+def test_final_keeps_a_sentence_after_a_short_one_in_the_same_utterance(tiny, jfk_samples, long_speech):
+    """jfk's last phrase, a 0.1 s pause, then a sentence: one utterance. Decoded as a plain
+    clip, tiny.en closes the first sentence with a single timestamp at the end of the audio and
+    whisper skips the rest of the window as silence: the second sentence is lost. A final is
+    VAD speech and is decoded as the long-form path decodes a chunk (``speech_only``: resume at
+    that timestamp; ``window_start_limit_ms``: no window on the trailing padding), so both
+    sentences are kept."""
+    audio, _, layout = long_speech
+    (ph,) = [p for p in layout["phrases"] if p["text"].startswith("He packed")]
+    quiet = lambda s: np.zeros(int(s * SR), np.float32)  # noqa: E731
+    clip = np.concatenate([quiet(0.5), jfk_samples[int(7.9 * SR):int(11.0 * SR)], quiet(0.1),
+                           audio[int((ph["start"] - 0.1) * SR):int((ph["end"] + 0.05) * SR)], quiet(1.0)])
+    ref = f"ask what you can do for your country. {ph['text']}"
+    tr, events, _ = stream(tiny, clip, realtime=False, partials=False)
+    finals = check_structure(tr, events)
+    assert len({f.utterance for f in finals}) == 1, [(f.utterance, f.text) for f in finals]
+    assert wer(ref, tr.text) <= 0.15, tr.text
+    second_end = 0.5 + 3.1 + 0.1 + 0.1 + ph["end"] - ph["start"]
+    assert finals[-1].end > second_end - 1.0, finals   # the second sentence's final, at its time
+    # what this guards against: the same stream with finals decoded as plain clips (and a plain
+    # decode of the clip) loses the second sentence
+    tr, events, _ = stream(tiny, clip, realtime=False, partials=False, speech_only=False, window_start_limit_ms=0)
+    assert wer(ref, tr.text) > 0.5, tr.text
+    assert wer(ref, tiny.transcribe(clip, language="en").text) > 0.5

@@ -28,6 +28,12 @@ How text is committed, so that words are neither lost nor repeated at seams:
   audio for *partial* results (skipped when the transcriber is behind, or when
   the speaker has just paused and the final is about to come).
 
+A final is decoded as the long-form path decodes one of its VAD chunks (speech that
+ends with the VAD's padding): ``speech_only`` (a window whose text closes on a single
+timestamp resumes there instead of skipping the rest as silence: tiny.en did that
+after the first sentence of a two-sentence utterance, and the second was lost) and
+``window_start_limit_ms`` (no window starts on the trailing padding alone).
+
 Each run starts without context (``no_context``): feeding the previous finals as a
 prompt made tiny.en loop on them ("And so my fellow Americans." x 20), and a pooled
 state would otherwise carry the text of the last partial into the next run.
@@ -54,7 +60,7 @@ from ..result import Segment
 from .events import DEGRADED, FINAL, OVERFLOW, PARTIAL, RECOVERED, StreamEvent
 from .governor import LatencyGovernor
 from .ringbuffer import RingBuffer
-from ..vad import StreamingVad
+from ..vad import Chunk, StreamingVad
 
 __all__ = ["StreamingTranscriber"]
 
@@ -324,6 +330,14 @@ class StreamingTranscriber:
     def _transcribe(self, audio: np.ndarray, tight: bool, final: bool = False) -> List[Segment]:
         if final and not tight:
             opts = dict(self.final_options)
+            if self.vad is not None:
+                # A VAD utterance is what a long file's chunk is, and is decoded as one: known
+                # speech, so a window whose text ends at a single timestamp resumes there instead
+                # of skipping the rest as silence (the skip dropped whole sentences of two-sentence
+                # utterances), but no window starts on the trailing padding (it decoded to junk).
+                opts.setdefault("speech_only", True)
+                opts.setdefault("window_start_limit_ms", Chunk(((0, audio.size),)).window_start_limit_ms(
+                    self.vad.pad / SAMPLE_RATE))
             if self.condition_on_previous_text and "initial_prompt" not in opts and self.finals:
                 # the text before the utterance, as a long file's next window gets it (off by
                 # default: long_speech streamed WER 8.7 % without, 10.8 % with)
