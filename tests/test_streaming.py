@@ -347,3 +347,47 @@ def test_final_keeps_a_sentence_after_a_short_one_in_the_same_utterance(tiny, jf
     tr, events, _ = stream(tiny, clip, realtime=False, partials=False, speech_only=False, window_start_limit_ms=0)
     assert wer(ref, tr.text) > 0.5, tr.text
     assert wer(ref, tiny.transcribe(clip, language="en").text) > 0.5
+
+
+class _Recording:
+    """The real model, with each call's audio length and options kept."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, []
+
+    def transcribe(self, audio, **opts):
+        result = self.model.transcribe(audio, **opts)
+        self.calls.append((audio.size / SR, opts, result.text))
+        return result
+
+
+def test_finals_of_short_utterances_are_prompted_with_the_last_sentence(tiny, long_speech):
+    """A final of an utterance shorter than PROMPT_BELOW_S is prompted with the last
+    PROMPT_CHARS of committed text; the first final, and finals of longer utterances (where a
+    prompt made tiny.en stop after the first sentence), are not; condition_on_previous_text=False
+    prompts none."""
+    from whisperx_native.realtime import transcriber as T
+
+    audio, ref, layout = long_speech
+    phrases = layout["phrases"][:6]                  # 8.3, 7.1, 8.5, 4.7, 5.7 s and jfk's phrases
+    audio = audio[: int((phrases[-1]["end"] + 1.0) * SR)]
+    rec = _Recording(tiny)
+    tr, events, _ = stream(rec, audio, realtime=False, partials=False)
+    check_structure(tr, events)
+    committed = ""
+    prompted = long_unprompted = 0
+    for seconds, opts, text in rec.calls:            # partials off: every call is a final
+        assert opts["speech_only"] and opts["window_start_limit_ms"] > 0
+        if committed and seconds < T.PROMPT_BELOW_S:
+            assert opts["initial_prompt"] == committed[-T.PROMPT_CHARS:]
+            prompted += 1
+        else:
+            assert "initial_prompt" not in opts, (seconds, opts)
+            long_unprompted += bool(committed)
+        committed = " ".join(x for x in (committed, text.strip()) if x)
+    assert prompted >= 3 and long_unprompted >= 1, (prompted, long_unprompted)
+    assert wer(" ".join(p["text"] for p in phrases), tr.text) <= 0.12, tr.text
+
+    rec = _Recording(tiny)
+    stream(rec, audio, realtime=False, partials=False, condition_on_previous_text=False)
+    assert not [opts for _, opts, _ in rec.calls if "initial_prompt" in opts]
