@@ -5,8 +5,8 @@ followed by a quantization type (``"medium.en-q5_0"``). Everything about a name
 is derived from its hyperparameters: the exact weight bytes (from the tensor
 table whisper.cpp allocates), the KV caches (exact formulas from
 ``whisper_init_state``) and the compute buffer (the largest of four graphs'
-needs, linear fits calibrated on measurements, see ``_COMPUTE_FIT``), so a caller can tell before loading
-whether a model fits a memory budget.
+needs, linear fits calibrated on measurements, see ``_COMPUTE_FIT``), so a caller
+can tell before loading whether a model fits a memory budget.
 """
 
 from __future__ import annotations
@@ -122,7 +122,8 @@ _TENSOR_HEADER_BYTES = 80
 # figures whisper.cpp 1.8.5 logged for its four buffers on the seven architectures
 # below (largest error 5 kB; the log rounds to 10 kB). They do not depend on the
 # weight type. Since vendor/patches/0016 the four graphs share one buffer, the
-# largest need, and the encoder's input and output lie beside it (``encoder_io``). The decoder buffer holds the logits of the rows a step
+# largest need, and the encoder's input and output lie beside it (``encoder_io``).
+# The decoder's need holds the logits of the rows a step
 # reads (vendor/patches/0008; 448 x n_vocab floats before it) and the self-attention of
 # n_text_ctx tokens, which grows with the heads too: the fit is within 0.6 MB, and the
 # measured figure of each known shape (MEASURED_STATE) is used where there is one.
