@@ -322,7 +322,6 @@ def test_adaptive_endpoint_finalizes_each_sentence_of_a_pauseless_run(tiny, long
     assert len({f.utterance for f in tr2.finals}) == 1 and not [f for f in tr2.finals if "cut_at" in f.detail]
 
 
-
 def test_final_keeps_a_sentence_after_a_short_one_in_the_same_utterance(tiny, jfk_samples, long_speech):
     """jfk's last phrase, a 0.1 s pause, then a sentence: one utterance. Decoded as a plain
     clip, tiny.en closes the first sentence with a single timestamp at the end of the audio and

@@ -31,25 +31,29 @@ BUDGET_BEAM_SIZE = 5
 QUANTIZED_STEPS = ("q8_0", "q6_k", "q5_1", "q5_k", "q5_0", "q4_k", "q4_0", "q3_k")
 
 
-def need_of(name: str, n_states: int, beam_size: int = BUDGET_BEAM_SIZE, kv_type="auto") -> int:
-    """Estimated peak bytes of a process running ``name`` (registry name or ggml path) with
-    ``n_states`` calls, attention caches of ``kv_type`` ("auto": what Model(name) loads,
-    pipeline.kv_type_for)."""
+def _estimate(name: str, n_states: int, beam_size: int, kv_type) -> "registry.MemoryEstimate":
+    """The registry's native estimate of ``name`` (registry name or ggml path, read once)."""
     from .. import pipeline
 
     info = validate(name) if looks_like_path(name) else None
     hp = info.hparams if info is not None else registry.get(name).hparams
     kv = pipeline.kv_type_for(kv_type, use_gpu=True, flash_attn=True, hp=hp)
-    return PROCESS_OVERHEAD + registry.estimate_memory(
-        hp, beam_size, n_states=n_states, kv_type=kv, weight_bytes=info.weight_bytes if info is not None else None).total
+    return registry.estimate_memory(hp, beam_size, n_states=n_states, kv_type=kv,
+                                    weight_bytes=info.weight_bytes if info is not None else None)
+
+
+def need_of(name: str, n_states: int, beam_size: int = BUDGET_BEAM_SIZE, kv_type="auto") -> int:
+    """Estimated peak bytes of a process running ``name`` (registry name or ggml path) with
+    ``n_states`` calls, attention caches of ``kv_type`` ("auto": what Model(name) loads,
+    pipeline.kv_type_for)."""
+    return PROCESS_OVERHEAD + _estimate(name, n_states, beam_size, kv_type).total
 
 
 def states_within(name: str, budget: int, beam_size: int = BUDGET_BEAM_SIZE, kv_type="auto") -> int:
     """How many states of ``name`` (each a call, or a long-form worker of one) fit ``budget``
     beside its weights and the process's overhead; at least 0."""
-    one, two = need_of(name, 1, beam_size, kv_type), need_of(name, 2, beam_size, kv_type)
-    state = two - one
-    return max(0, 1 + (budget - one) // state) if budget >= one else 0
+    est = _estimate(name, 1, beam_size, kv_type)
+    return max(0, (budget - PROCESS_OVERHEAD - est.weights) // est.state)
 
 
 def candidates(name: str, chain: Iterable[str]) -> List[str]:

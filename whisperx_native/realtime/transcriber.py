@@ -58,11 +58,6 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE
 from ..options import WINDOW_SECONDS, audio_ctx_for
-
-#: Committed text a final is prompted with: about one sentence, the last final's.
-PROMPT_CHARS = 120
-#: Finals of utterances this long or longer are not prompted (see _transcribe).
-PROMPT_BELOW_S = 8.0
 from ..result import Segment
 from .events import DEGRADED, FINAL, OVERFLOW, PARTIAL, RECOVERED, StreamEvent
 from .governor import LatencyGovernor
@@ -70,6 +65,11 @@ from .ringbuffer import RingBuffer
 from ..vad import Chunk, StreamingVad
 
 __all__ = ["StreamingTranscriber"]
+
+#: Committed text a final is prompted with: about one sentence, the last final's.
+PROMPT_CHARS = 120
+#: Finals of utterances this long or longer are not prompted (see _transcribe).
+PROMPT_BELOW_S = 8.0
 
 log = logging.getLogger("whisperx_native.realtime")
 
