@@ -157,6 +157,31 @@ def test_concurrent_installers_produce_one_good_file_and_no_error(tmp_path, tiny
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_a_cached_model_loads_without_the_installers_lock_or_their_imports(tmp_path, tiny_en_ct2_dir):
+    """A valid cached file is used while another process holds the install lock (it only
+    ever renames whole files into place), and loading it imports neither the downloader
+    (http, ssl), OpenSSL's hashlib, filelock nor the converter: about 10 MB of RSS."""
+    import fcntl
+
+    store.install("tiny.en", cache=tmp_path)
+    code = textwrap.dedent(f"""
+        import json, sys
+        import whisperx_native as wn
+        from whisperx_native.models import store
+        res = store.install("tiny.en", cache={str(tmp_path)!r}, lock_timeout=1)
+        m = wn.Model(str(res.path))
+        heavy = ["http.client", "ssl", "_hashlib", "filelock", "whisperx_native.convert",
+                 "whisperx_native.models.download", "whisperx_native.models.quantize"]
+        print(json.dumps({{"source": res.source, "imported": [n for n in heavy if n in sys.modules]}}))
+    """)
+    with open(tmp_path / ".ggml-tiny.en.bin.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # what filelock takes on POSIX: an installer at work
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                             cwd=tempfile.gettempdir())
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"source": "cache", "imported": []}
+
+
 def test_verify_catches_a_changed_byte_that_validation_cannot_see(tmp_path, tiny_en_ct2_dir):
     res = store.install("tiny.en", cache=tmp_path)
     assert [r["ok"] for r in store.verify(cache=tmp_path)] == [True]

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -23,6 +21,8 @@ def file_digest(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
     one file), read in 1 MiB blocks. ``algorithm`` is a hashlib name ("sha256", "sha1")."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    import hashlib  # OpenSSL's 3 MB, for installing and verifying only
+
     h = hashlib.new(algorithm)
     for path in paths:
         with open(path, "rb") as f:
@@ -48,7 +48,7 @@ def fsync_directory(directory: str | os.PathLike[str]) -> None:
 def temp_path_for(path: str | os.PathLike[str]) -> Path:
     """A fresh hidden sibling of ``path``: same directory, so the rename is atomic."""
     path = Path(path)
-    return path.with_name(f".{path.name}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
+    return path.with_name(f".{path.name}.{os.urandom(6).hex()}{TEMP_SUFFIX}")
 
 
 @contextlib.contextmanager

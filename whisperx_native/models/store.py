@@ -34,15 +34,12 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .._fsutil import TEMP_SUFFIX, atomic_write, file_digest
-from ..convert import convert_ct2
-from ..convert.ct2 import CT2Model
-from ..convert.ct2_to_ggml import ct2_hparams
 from ..errors import ModelError
 from . import registry
-from .download import base_url as _base_url
-from .download import download, part_path
 from .ggml_file import read_header, validate, vocab_offset
-from .quantize import quantize_model
+
+# The downloader (http, ssl), the converter and the quantizer are imported where a file is
+# installed: loading a model that is in the cache needs none of them (about 10 MB of RSS).
 
 log = logging.getLogger("whisperx_native.models")
 
@@ -197,6 +194,11 @@ def install(name: str, *, cache: "str | os.PathLike[str] | None" = None, base_ur
     target = cache / spec.file_name
     if offline is None:
         offline = os.environ.get(ENV_OFFLINE, "") not in ("", "0")
+    if not force:
+        # A valid file is only ever renamed into place whole, so one found valid needs no lock.
+        with contextlib.suppress(_Skip, ModelError):
+            detail = _from_cache(spec, target, force, quiet=True)
+            return Installed(spec.name, target, "cache", [Attempt("cache", True, detail)])
 
     with _install_lock(target, lock_timeout):
         _clean_stale(target)
@@ -261,7 +263,7 @@ def _clean_stale(target: Path) -> None:
                 p.unlink()
 
 
-def _from_cache(spec: registry.ModelSpec, target: Path, force: bool) -> str:
+def _from_cache(spec: registry.ModelSpec, target: Path, force: bool, quiet: bool = False) -> str:
     if force:
         raise _Skip("reinstall requested (force)")
     if not target.exists():
@@ -269,6 +271,8 @@ def _from_cache(spec: registry.ModelSpec, target: Path, force: bool) -> str:
     try:
         _check_usable(target, spec)
     except ModelError as exc:
+        if quiet:
+            raise
         log.warning("cached %s is invalid (%s); installing it again", target, exc)
         raise ModelError(f"{target} is invalid: {exc}") from None
     return str(target)
@@ -306,7 +310,9 @@ def _download(spec: registry.ModelSpec, target: Path, url_base: Optional[str], o
         raise _Skip(f"offline ({ENV_OFFLINE}=1 or offline=True)")
     if not spec.published:
         raise _Skip(f"whisper.cpp does not publish {spec.file_name}")
-    url = f"{_base_url(url_base)}/{spec.file_name}"
+    from .download import base_url, download
+
+    url = f"{base_url(url_base)}/{spec.file_name}"
     download(url, target, sha1=spec.sha1, timeout=timeout, progress=progress,
              check=lambda p: _check_usable(p, spec))
     return url + (" (SHA-1 verified)" if spec.sha1 else " (no published checksum; file validated)")
@@ -325,6 +331,9 @@ def _convert(spec: registry.ModelSpec, target: Path, ct2_dir) -> str:
 
 
 def _check_ct2_arch(spec: registry.ModelSpec, ct2_dir: Path) -> None:
+    from ..convert.ct2 import CT2Model
+    from ..convert.ct2_to_ggml import ct2_hparams
+
     model_bin = ct2_dir / "model.bin"
     if not model_bin.is_file():
         raise ModelError(f"'{ct2_dir}' has no model.bin: not a CTranslate2 model directory")
@@ -343,6 +352,8 @@ def _quantize(spec: registry.ModelSpec, target: Path, cache: Path, url_base, ct2
                        progress=progress, timeout=timeout, lock_timeout=lock_timeout)
     except ModelError as exc:
         raise ModelError(f"needs {spec.base_name} first, which failed: {exc}") from None
+    from .quantize import quantize_model
+
     quantize_model(base.path, target, spec.quant, overwrite=True)
     return f"quantized to {spec.quant} from {base.path.name} ({base.source})"
 
@@ -441,6 +452,8 @@ def verify(name: Optional[str] = None, cache: "str | os.PathLike[str] | None" = 
 
 def remove(name: str, cache: "str | os.PathLike[str] | None" = None) -> List[Path]:
     """Delete an installed model, its sidecar and partial download; returns what was removed."""
+    from .download import part_path
+
     target = cache_dir(cache) / registry.get(name).file_name
     removed = []
     with _install_lock(target, 60.0):
@@ -487,6 +500,13 @@ def weights_digest(path: "str | os.PathLike[str]") -> str:
                 h.update(chunk)
                 left -= len(chunk)
     return h.hexdigest()
+
+
+def convert_ct2(src, target, overwrite: bool = False):
+    """:func:`whisperx_native.convert.convert_ct2`, imported when a model is converted."""
+    from ..convert import convert_ct2 as convert
+
+    return convert(src, target, overwrite=overwrite)
 
 
 def convert_packaged(name: str, target: Path, *, overwrite: bool = False) -> Path:
