@@ -236,3 +236,30 @@ def test_a_trimmed_run_leaves_nothing_for_the_next_full_one(tiny_en_ggml, long_s
             st.full(long_samples[16000 * 20:16000 * 40], opts.replace(audio_ctx=1280))
             assert record(st.full(full, opts)["segments"]) == expected
     assert len(expected) >= 2 and "ask not what your country" in normalize(" ".join(r[2] for r in expected))
+
+
+@pytest.mark.parametrize("type_name", ["q8_0", "q4_0"])  # tinyBLAS_Q0 types
+def test_a_products_columns_do_not_depend_on_how_many_are_computed_together(type_name) -> None:
+    # 0017: five columns (a beam of five) go through one 4x5 tile pass instead of 4 + 1.
+    # Each column must be what it is alone, bit for bit, on any thread count, the rows
+    # left over from whole 4-row tiles included (a beam's logits do not depend on how
+    # many beams are alive).
+    from whisperx_native.models.ggml_file import ggml_type
+
+    type_id = ggml_type(type_name).id
+    rng = np.random.default_rng(17)
+    rows, k = 4 * 13 + 3, 384
+    weights = rng.standard_normal((rows, k), dtype=np.float32)
+    block, size, _ = _native._core.quant_type_info(type_id)
+    q = np.zeros(rows * k // block * size, dtype=np.uint8)
+    _native._core.quantize_rows(type_id, weights, q)
+    x = rng.standard_normal((5, k), dtype=np.float32)
+
+    alone = np.concatenate([_native._core.mul_mat(type_id, q, rows, x[j:j + 1]) for j in range(5)])
+    ref = x @ weights.T  # the product, up to the weights' quantization error
+    assert np.linalg.norm(alone - ref) / np.linalg.norm(ref) < {"q8_0": 0.06, "q4_0": 0.15}[type_name]
+    for n_threads in (1, 2, 3):
+        five = _native._core.mul_mat(type_id, q, rows, x, n_threads=n_threads)
+        four_and_one = np.concatenate([_native._core.mul_mat(type_id, q, rows, x[:4], n_threads=n_threads),
+                                       _native._core.mul_mat(type_id, q, rows, x[4:], n_threads=n_threads)])
+        assert np.array_equal(five, alone) and np.array_equal(four_and_one, alone)

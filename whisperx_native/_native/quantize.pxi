@@ -2,9 +2,13 @@
 #
 # whisperx_native.models.quantize streams a model tensor by tensor and calls
 # quantize_rows for each 2-D weight; everything else (file layout, which tensors,
-# atomic writing) stays in Python.
+# atomic writing) stays in Python. mul_mat runs ggml's matrix product on such rows, for
+# the tests of our kernel patches.
 
 from libc.stdint cimport uint8_t
+from libc.string cimport memcpy, memset
+
+import numpy as _np
 
 from whisperx_native.errors import NativeError, OptionError
 
@@ -47,3 +51,58 @@ def quantize_rows(int type_id, const float[:, ::1] src not None, uint8_t[::1] ds
     if <int64_t>written != expect:
         raise NativeError(f"ggml_quantize_chunk wrote {written} bytes, expected {expect}")
     return int(written)
+
+
+def mul_mat(int type_id, const uint8_t[::1] weights not None, int64_t rows, const float[:, ::1] x not None,
+            int n_threads=1):
+    """``x @ W.T`` by ggml's CPU matrix product (one ``ggml_mul_mat`` node): ``W`` is
+    ``rows`` rows of ``x.shape[1]`` values in ggml type ``type_id`` (as quantize_rows
+    writes them). Returns float32 ``[x.shape[0], rows]``. The GIL is released."""
+    cdef int64_t k = x.shape[1]
+    cdef int64_t n = x.shape[0]
+    cdef int64_t blck
+    block, tsize, _imatrix = quant_type_info(type_id)
+    blck = block
+    if rows <= 0 or n <= 0 or k <= 0 or k % blck:
+        raise OptionError(f"a {rows} x {k} product of {n} rows does not fit ggml type {type_id}")
+    if weights.shape[0] != rows * (k // blck) * <int64_t>tsize:
+        raise OptionError(f"weights hold {weights.shape[0]} bytes, {rows} rows need {rows * (k // blck) * tsize}")
+    if n_threads < 1:
+        raise OptionError("n_threads must be at least 1")
+    out = _np.empty((n, rows), dtype=_np.float32)
+    cdef float[:, ::1] o = out
+    cdef w.ggml_init_params params
+    # tensors, graph, and the work buffer ggml_graph_compute_with_ctx takes from the context
+    params.mem_size = (weights.shape[0] + 3 * n * k * sizeof(float) + n * rows * sizeof(float)
+                       + 4 * w.ggml_tensor_overhead() + w.ggml_graph_overhead() + (1 << 20))
+    params.mem_buffer = NULL
+    params.no_alloc = False
+    cdef w.ggml_context * ctx
+    cdef w.ggml_tensor * a
+    cdef w.ggml_tensor * b
+    cdef w.ggml_tensor * c
+    cdef w.ggml_cgraph * gf
+    cdef w.ggml_status status
+    with nogil:
+        w.ggml_cpu_init()
+        ctx = w.ggml_init(params)
+    if ctx == NULL:
+        raise MemoryError("ggml_init failed")
+    try:
+        with nogil:
+            a = w.ggml_new_tensor_2d(ctx, <w.ggml_type>type_id, k, rows)
+            b = w.ggml_new_tensor_2d(ctx, w.GGML_TYPE_F32, k, n)
+            memcpy(a.data, &weights[0], w.ggml_nbytes(a))
+            memcpy(b.data, &x[0, 0], w.ggml_nbytes(b))
+            c = w.ggml_mul_mat(ctx, a, b)
+            memset(c.data, 0xff, w.ggml_nbytes(c))  # NaN wherever the kernel writes nothing
+            gf = w.ggml_new_graph(ctx)
+            w.ggml_build_forward_expand(gf, c)
+            status = w.ggml_graph_compute_with_ctx(ctx, gf, n_threads)
+            if status == w.GGML_STATUS_SUCCESS:
+                memcpy(&o[0, 0], c.data, w.ggml_nbytes(c))
+        if status != w.GGML_STATUS_SUCCESS:
+            raise NativeError(f"ggml_graph_compute failed ({<int>status})")
+    finally:
+        w.ggml_free(ctx)
+    return out

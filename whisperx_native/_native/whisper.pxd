@@ -31,6 +31,32 @@ cdef extern from "ggml.h" nogil:
                                 const float * imatrix)
     void    ggml_quantize_init(ggml_type type)
 
+    # A one-node graph for kernel checks (quantize.pxi's mul_mat)
+    struct ggml_context
+    struct ggml_cgraph
+    struct ggml_tensor:
+        void * data
+    struct ggml_init_params:
+        size_t mem_size
+        void * mem_buffer
+        bint   no_alloc
+    enum ggml_status:
+        GGML_STATUS_SUCCESS
+    ggml_context * ggml_init(ggml_init_params params)
+    void          ggml_free(ggml_context * ctx)
+    size_t        ggml_tensor_overhead()
+    size_t        ggml_graph_overhead()
+    size_t        ggml_nbytes(const ggml_tensor * tensor)
+    ggml_tensor * ggml_new_tensor_2d(ggml_context * ctx, ggml_type type, int64_t ne0, int64_t ne1)
+    ggml_tensor * ggml_mul_mat(ggml_context * ctx, ggml_tensor * a, ggml_tensor * b)
+    ggml_cgraph * ggml_new_graph(ggml_context * ctx)
+    void          ggml_build_forward_expand(ggml_cgraph * cgraph, ggml_tensor * tensor)
+
+
+cdef extern from "ggml-cpu.h" nogil:
+    void        ggml_cpu_init()
+    ggml_status ggml_graph_compute_with_ctx(ggml_context * ctx, ggml_cgraph * cgraph, int n_threads)
+
 
 cdef extern from "whisper.h" nogil:
     const int WHISPER_SAMPLE_RATE
