@@ -160,7 +160,7 @@ def test_concurrent_installers_produce_one_good_file_and_no_error(tmp_path, tiny
 def test_a_cached_model_loads_without_the_installers_lock_or_their_imports(tmp_path, tiny_en_ct2_dir):
     """A valid cached file is used while another process holds the install lock (it only
     ever renames whole files into place), and loading it imports neither the downloader
-    (http, ssl), OpenSSL's hashlib, filelock nor the converter: about 10 MB of RSS."""
+    (http, ssl), OpenSSL's hashlib, filelock nor the quantizer: about 8 MB of RSS."""
     import fcntl
 
     store.install("tiny.en", cache=tmp_path)
@@ -170,8 +170,8 @@ def test_a_cached_model_loads_without_the_installers_lock_or_their_imports(tmp_p
         from whisperx_native.models import store
         res = store.install("tiny.en", cache={str(tmp_path)!r}, lock_timeout=1)
         m = wn.Model(str(res.path))
-        heavy = ["http.client", "ssl", "_hashlib", "filelock", "whisperx_native.convert",
-                 "whisperx_native.models.download", "whisperx_native.models.quantize"]
+        heavy = ["http.client", "ssl", "_hashlib", "filelock", "whisperx_native.models.download",
+                 "whisperx_native.models.quantize"]
         print(json.dumps({{"source": res.source, "imported": [n for n in heavy if n in sys.modules]}}))
     """)
     with open(tmp_path / ".ggml-tiny.en.bin.lock", "a") as lock:

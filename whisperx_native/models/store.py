@@ -34,12 +34,15 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .._fsutil import TEMP_SUFFIX, atomic_write, file_digest
+from ..convert import convert_ct2
+from ..convert.ct2 import CT2Model
+from ..convert.ct2_to_ggml import ct2_hparams
 from ..errors import ModelError
 from . import registry
 from .ggml_file import read_header, validate, vocab_offset
 
-# The downloader (http, ssl), the converter and the quantizer are imported where a file is
-# installed: loading a model that is in the cache needs none of them (about 10 MB of RSS).
+# The downloader (http, ssl) and the quantizer are imported where a file is installed:
+# loading a model that is in the cache needs neither (about 8 MB of RSS).
 
 log = logging.getLogger("whisperx_native.models")
 
@@ -331,9 +334,6 @@ def _convert(spec: registry.ModelSpec, target: Path, ct2_dir) -> str:
 
 
 def _check_ct2_arch(spec: registry.ModelSpec, ct2_dir: Path) -> None:
-    from ..convert.ct2 import CT2Model
-    from ..convert.ct2_to_ggml import ct2_hparams
-
     model_bin = ct2_dir / "model.bin"
     if not model_bin.is_file():
         raise ModelError(f"'{ct2_dir}' has no model.bin: not a CTranslate2 model directory")
@@ -500,13 +500,6 @@ def weights_digest(path: "str | os.PathLike[str]") -> str:
                 h.update(chunk)
                 left -= len(chunk)
     return h.hexdigest()
-
-
-def convert_ct2(src, target, overwrite: bool = False):
-    """:func:`whisperx_native.convert.convert_ct2`, imported when a model is converted."""
-    from ..convert import convert_ct2 as convert
-
-    return convert(src, target, overwrite=overwrite)
 
 
 def convert_packaged(name: str, target: Path, *, overwrite: bool = False) -> Path:
