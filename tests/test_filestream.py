@@ -182,6 +182,54 @@ def test_long_file_transcript_equals_the_in_memory_one(tiny, long_flac, spool_di
     assert os.listdir(spool_dir) == [] and _spool_fds(spool_dir) == []
 
 
+def test_chunks_are_transcribed_while_the_file_is_still_read(tiny, sparse_files, spool_dir, monkeypatch) -> None:
+    """The chunks the rest of the file can no longer change start while the file is still
+    decoded and its VAD runs (model._ReadAhead); the transcript is the in-memory one."""
+    import whisperx_native.model as model_module
+
+    events = []
+    real_read, real_run = filestream.read_path, pipeline.run_chunk
+
+    def read_path(*args, **kwargs):
+        out = real_read(*args, **kwargs)
+        events.append(("read", time.perf_counter()))
+        return out
+
+    def run_chunk(*args, **kwargs):
+        events.append(("chunk", time.perf_counter()))
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(model_module.filestream, "read_path", read_path)
+    monkeypatch.setattr(model_module.pipeline, "run_chunk", run_chunk)
+    long = sparse_files["10min"]
+    streamed = tiny.transcribe(long, preset="fast", n_threads=1)  # one worker: the reader has a core
+    kinds = [k for k, _ in events]
+    assert kinds.count("read") == 1 and kinds.count("chunk") == streamed.timings["chunks"] > 5
+    assert kinds.index("chunk") < kinds.index("read")  # the first chunk ran before the read ended
+    monkeypatch.undo()
+    in_memory = tiny.transcribe(wn.load_audio(long), preset="fast", n_threads=1)
+    assert _key(streamed, False) == _key(in_memory, False)
+    assert _spool_fds(spool_dir) == [] and os.listdir(spool_dir) == []
+
+
+def test_a_chunk_that_changes_after_it_settled_is_run_from_the_final_plan(tiny, long_flac, spool_dir, monkeypatch,
+                                                                           caplog) -> None:
+    """Every chunk of the speech so far handed out at once, the last one cut off where the
+    read stood: the final plan's chunks replace it and what follows, for the same transcript."""
+    import logging
+
+    import whisperx_native.model as model_module
+
+    monkeypatch.setattr(model_module, "settled", lambda chunks, n: len(chunks))
+    with caplog.at_level(logging.INFO, logger="whisperx_native"):
+        streamed = tiny.transcribe(long_flac, preset="fast")
+    assert "changed after it settled" in caplog.text
+    in_memory = tiny.transcribe(wn.load_audio(long_flac), preset="fast")
+    assert _key(streamed, False) == _key(in_memory, False)
+    assert streamed.timings["chunks"] == in_memory.timings["chunks"]
+    assert _spool_fds(spool_dir) == [] and os.listdir(spool_dir) == []
+
+
 def test_transcribe_iter_of_a_long_file_streams_it_too(tiny, long_flac, spool_dir) -> None:
     with tiny.transcribe_iter(long_flac, preset="fast") as segments:
         seen = list(segments)

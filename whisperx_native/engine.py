@@ -20,7 +20,7 @@ from . import _native
 from .errors import Cancelled, ClosedError
 from .vad.silero import load_vad
 
-__all__ = ["Engine", "StateGroup", "StatePool", "speech_segments"]
+__all__ = ["Engine", "JobFeed", "StateGroup", "StatePool", "speech_segments"]
 
 
 def speech_segments(samples, vad_model=None, params=None) -> List[tuple]:
@@ -169,6 +169,7 @@ class StateGroup:
         self._lock = threading.Lock()
         self._states: Dict[object, int] = {}
         self.cancelled = False
+        self.on_cancel: List[Callable[[], None]] = []  # e.g. waking threads that wait for work
 
     def add(self, st) -> None:
         with self._lock:
@@ -185,6 +186,55 @@ class StateGroup:
             self.cancelled = True
             for st, gen in self._states.items():
                 st.cancel(gen)
+            wake = list(self.on_cancel)
+        for f in wake:
+            f()
+
+
+class JobFeed:
+    """The jobs of one :meth:`Engine.map`, made known while it runs: another thread
+    :meth:`add` s them one by one (a long file's chunks while the file is still being read)
+    and :meth:`close` s the feed naming the jobs whose outcomes make the result, in order
+    (one added but superseded is left out and not run if not yet started), or
+    :meth:`fail` s it with the error the map raises."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.n = 0
+        self.order: Optional[List[int]] = None
+        self.wanted: frozenset = frozenset()
+        self.error: Optional[BaseException] = None
+
+    @classmethod
+    def of(cls, n: int) -> "JobFeed":
+        feed = cls()
+        feed.n = n
+        feed.close()
+        return feed
+
+    def add(self) -> int:
+        with self.cond:
+            i = self.n
+            self.n += 1
+            self.cond.notify_all()
+            return i
+
+    def close(self, order: Optional[List[int]] = None) -> None:
+        with self.cond:
+            self.order = list(range(self.n)) if order is None else list(order)
+            self.wanted = frozenset(self.order)
+            self.cond.notify_all()
+
+    def fail(self, exc: BaseException) -> None:
+        with self.cond:
+            if self.error is None:
+                self.error = exc
+            self.cond.notify_all()
+
+    def wake(self) -> None:
+        """Let the threads waiting on the feed look again (a cancel)."""
+        with self.cond:
+            self.cond.notify_all()
 
 
 OnState = Optional[Callable[[object], None]]
@@ -237,36 +287,49 @@ class Engine:
                 group.discard(st)
             self.pool.release(st, trimmed=not full_ctx)
 
-    def map(self, n_jobs: int, workers: int, full_ctx: bool, group: StateGroup,
+    def map(self, jobs: "int | JobFeed", workers: int, full_ctx: bool, group: StateGroup,
             job: Callable[..., object], on_live: Optional[Callable[[int, object], None]] = None,
             on_done: Optional[Callable[[int, object, int], None]] = None) -> List[object]:
-        """Jobs ``0..n_jobs-1`` on ``workers`` states at once, one thread and one state per
-        worker for all its jobs: ``job(state, i, on_segment)`` returns the job's outcome;
-        ``on_segment(raw)`` (None without ``on_live``) is the native segment callback.
+        """Jobs on ``workers`` states at once, one thread and one state per worker for all its
+        jobs: ``job(state, i, on_segment)`` returns job ``i``'s outcome; ``on_segment(raw)``
+        (None without ``on_live``) is the native segment callback. ``jobs``: a count
+        (jobs ``0..jobs-1``) or a :class:`JobFeed` still being filled by another thread.
 
-        The calling thread waits and, in job order, hands out ``on_live(i, raw)`` for the
-        segments of the earliest unfinished job as whisper.cpp decodes them, then
-        ``on_done(i, outcome, n_live)``; it raises the first error (the other jobs are
-        cancelled through ``group``). Returns the outcomes in job order."""
+        The calling thread waits until the jobs are all known (the feed closed), then, in
+        the order the feed names, hands out ``on_live(i, raw)`` for the segments of the
+        earliest unfinished job as whisper.cpp decodes them and ``on_done(i, outcome,
+        n_live)``; it raises the first error, the feed's included (the other jobs are
+        cancelled through ``group``). Returns the outcomes in that order."""
+        feed = jobs if isinstance(jobs, JobFeed) else JobFeed.of(jobs)
+        cond = feed.cond
         done: Dict[int, object] = {}
-        live: Dict[int, list] = {i: [] for i in range(n_jobs)}  # raw segments while decoding
-        cond = threading.Condition()
+        live: Dict[int, list] = {}  # raw segments while decoding
         next_index = [0]
+
+        def take() -> Optional[int]:
+            """The next job to run (None: stop); with ``cond`` held."""
+            while True:
+                if feed.error is not None or group.cancelled or any(isinstance(v, BaseException)
+                                                                     for v in done.values()):
+                    return None
+                i = next_index[0]
+                if i < feed.n:
+                    next_index[0] += 1
+                    if feed.order is not None and i not in feed.wanted:
+                        continue  # superseded while the feed was filled: not run
+                    live[i] = []
+                    return i
+                if feed.order is not None:
+                    return None
+                cond.wait()
 
         def work() -> None:
             st = None
             try:
                 while True:
                     with cond:
-                        if any(isinstance(v, BaseException) for v in done.values()):
-                            return
-                        i = next_index[0]
-                        if i >= n_jobs:
-                            return
-                        next_index[0] += 1
-                        if group.cancelled:  # said, not just left: the caller waits for job i
-                            done[i] = Cancelled("transcription cancelled")
-                            cond.notify_all()
+                        i = take()
+                        if i is None:
                             return
 
                     def on_segment(raw, i=i):
@@ -291,18 +354,32 @@ class Engine:
 
         threads = [threading.Thread(target=work, name=f"whisperx_native-chunk-{k}", daemon=True)
                    for k in range(workers)]
+        group.on_cancel.append(feed.wake)
         for th in threads:
             th.start()
         results = []
         try:
-            for i in range(n_jobs):
+            with cond:
+                while feed.order is None and feed.error is None:
+                    cond.wait()
+                if feed.error is not None:
+                    raise feed.error
+                order = list(feed.order)
+            for i in order:
                 emitted = 0
                 while True:
                     with cond:
-                        while i not in done and len(live[i]) == emitted:
+                        # a job no worker took after a cancel never finishes: it is cancelled
+                        untaken = lambda: i >= next_index[0] and group.cancelled  # noqa: E731
+                        while i not in done and len(live.get(i, ())) == emitted and feed.error is None \
+                                and not untaken():
                             cond.wait()
+                        if feed.error is not None:
+                            raise feed.error
                         outcome = done.get(i)
-                        fresh = live[i][emitted:] if outcome is None else []
+                        if outcome is None and untaken():
+                            outcome = Cancelled("transcription cancelled")
+                        fresh = live.get(i, [])[emitted:] if outcome is None else []
                     if on_live is not None:
                         for raw in fresh:
                             on_live(i, raw)
@@ -314,10 +391,12 @@ class Engine:
                 results.append(outcome)
                 if on_done is not None:
                     on_done(i, outcome, emitted)
-        except BaseException:
+        except BaseException as exc:
             group.cancel()
+            feed.fail(exc)  # wakes workers waiting for a job
             raise
         finally:
             for th in threads:
                 th.join()
+            group.on_cancel.remove(feed.wake)
         return results

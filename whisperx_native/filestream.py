@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple, Union
@@ -60,6 +61,7 @@ class Spool:
     def __init__(self, dir: Optional[str] = None) -> None:
         self._file = tempfile.TemporaryFile(dir=dir, buffering=0)
         self._fd = self._file.fileno()
+        self._lock = threading.Lock()  # a read never meets a closed (and maybe reused) descriptor
         self.size = 0
 
     @property
@@ -91,15 +93,19 @@ class Spool:
             raise OptionError("a Spool is read by contiguous slices (step 1)")
         out = np.empty(max(0, b - a), np.float32)
         view, pos = memoryview(out).cast("B"), a * 4
-        while view:
-            got = os.preadv(self._fd, [view], pos)
-            if got <= 0:
-                raise AudioError(f"the temporary file of the samples ended early at byte {pos}")
-            view, pos = view[got:], pos + got
+        with self._lock:
+            if self._file.closed:
+                raise AudioError("the samples' temporary file is closed (the read failed or the call ended)")
+            while view:
+                got = os.preadv(self._fd, [view], pos)
+                if got <= 0:
+                    raise AudioError(f"the temporary file of the samples ended early at byte {pos}")
+                view, pos = view[got:], pos + got
         return out
 
     def close(self) -> None:
-        self._file.close()
+        with self._lock:
+            self._file.close()
 
     def __enter__(self) -> "Spool":
         return self
@@ -160,8 +166,9 @@ class _Reader:
     """The sink of :func:`stream_audio` for :func:`read_path`."""
 
     def __init__(self, decide: Callable[[int], Optional[StreamPlan]], cancelled: Optional[Callable[[], bool]],
-                 head_samples: int, spool_dir: Optional[str]) -> None:
-        self.decide, self.cancelled = decide, cancelled
+                 head_samples: int, spool_dir: Optional[str],
+                 on_vad: Optional[Callable[["_Reader"], None]] = None) -> None:
+        self.decide, self.cancelled, self.on_vad = decide, cancelled, on_vad
         self.head_samples, self.spool_dir = head_samples, spool_dir
         self.head: List[np.ndarray] = []
         self.n_head = 0
@@ -215,6 +222,14 @@ class _Reader:
             self.probs.append(self.vad.detect(x[:whole], reset=not self.probs))
             self.vad_s += time.perf_counter() - t
         self.rest = x[whole:].copy()
+        if whole and self.on_vad is not None:
+            self.on_vad(self)
+
+    def speech_so_far(self) -> Tuple[List[Tuple[float, float]], int]:
+        """(speech segments, samples they cover) of the VAD so far: the end is provisional
+        (a segment still open, pauses not yet long enough), what lies well before it is not."""
+        probs = np.concatenate(self.probs)
+        return self.vad.segments_from_probs(probs, **self.plan.vad_params), probs.size * VAD_FRAME
 
     def finish(self) -> ReadFile:
         if self.spool is None:  # a short file: in memory, as load_audio gives it
@@ -239,15 +254,16 @@ class _Reader:
 
 def read_path(path, decide: Callable[[int], Optional[StreamPlan]], *,
               cancelled: Optional[Callable[[], bool]] = None, head_samples: int = HEAD_SAMPLES,
-              spool_dir: Optional[str] = None) -> ReadFile:
+              spool_dir: Optional[str] = None, on_vad: Optional[Callable[[_Reader], None]] = None) -> ReadFile:
     """Read the audio file ``path`` for one transcription (see the module).
 
     Once more than ``head_samples`` have been decoded, ``decide(n)`` says what the call
     needs: a :class:`StreamPlan` (the long-form path: spool, VAD, envelope) or None (the
     whole file in memory: it is then read again with ``load_audio``). ``cancelled()`` is
     asked before each block; True stops the read with ``Cancelled``. Errors are
-    ``load_audio``'s; on any of them the spool is closed before it propagates."""
-    reader = _Reader(decide, cancelled, head_samples, spool_dir)
+    ``load_audio``'s; on any of them the spool is closed before it propagates. ``on_vad(reader)``
+    is called after each block the VAD ran on (``reader.spool``, ``reader.speech_so_far()``)."""
+    reader = _Reader(decide, cancelled, head_samples, spool_dir, on_vad)
     t = time.perf_counter()
     try:
         stream_audio(path, reader)

@@ -13,7 +13,7 @@ import os
 import queue
 import threading
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 from . import engine, filestream, pipeline
 from .audio import SAMPLE_RATE, AudioLike, as_samples
@@ -25,6 +25,7 @@ from .models.store import preferred_variant, resolve_model_path
 from .result import Result, Segment
 from .validation import check_bool, check_call, check_int, check_path
 from .vad import remap_segment
+from .vad.chunks import settled
 from .words import finish as finish_words
 
 __all__ = ["Model", "Transcription"]
@@ -209,7 +210,10 @@ class Model:
         """A file. Once it is longer than one window and the call takes the long-form path,
         its samples go to a disk spool as they are decoded, the VAD (and, for words snapped
         to pauses, the loudness envelope) fed on the way (filestream.read_path); a cancel
-        stops the decode between blocks. Otherwise its samples in memory, as before."""
+        stops the decode between blocks. Otherwise its samples in memory, as before.
+
+        The file is read on a thread of its own (:class:`_ReadAhead`): the chunks the rest of
+        the file can no longer change are transcribed while it is still read and its VAD runs."""
         snap = self.snap_words_to_pauses
 
         def decide(n: int):
@@ -226,7 +230,14 @@ class Model:
             on_state(group)
         try:
             with self._engine.pool.watch(group):
-                read = filestream.read_path(path, decide, cancelled=lambda: group.cancelled)
+                ahead = _ReadAhead(path, decide, group, self.multilingual, preset)
+                try:
+                    if ahead.wait_start():  # chunks settled while the file is read
+                        return self._run_chunked(ahead.plan, ahead.spool, t0, progress_callback, segment_callback,
+                                                 on_state, group=group, ahead=ahead)
+                    read = ahead.result()
+                finally:
+                    ahead.close()
                 with read:
                     if group.cancelled:
                         raise Cancelled("transcription cancelled")
@@ -306,13 +317,15 @@ class Model:
         return self._result(plan, segments, language, probs, native, detect_ms, total_ms)
 
     def _run_chunked(self, plan, samples, t0, progress_callback, segment_callback, on_state, gaps=None,
-                     group: Optional[StateGroup] = None) -> Result:
+                     group: Optional[StateGroup] = None, ahead: "Optional[_ReadAhead]" = None) -> Result:
         """Long-form: Silero VAD found the speech, packed into chunks of at most one window
         (the plan); the chunks are transcribed independently (no text carried from one to
         the next) on several states of this model at once, one thread each when the call
         has as many threads as chunks. Times are mapped back to the file. ``samples``: an
-        array or a long file's filestream.Spool (each chunk reads its pieces back)."""
-        chunks = plan.chunks
+        array or a long file's filestream.Spool (each chunk reads its pieces back).
+        ``ahead``: the file is still being read, its chunks come as they settle (``plan`` is
+        the plan so far; the final one, its gaps and its spool come with the last chunk)."""
+        chunks = plan.chunks if ahead is None else ahead.chunks
         if not chunks:  # no speech at all: nothing to transcribe, nothing invented
             return Result([], plan.opts.language, None,
                           {"audio_seconds": plan.audio_s, "vad_ms": plan.vad_ms, "chunks": 0,
@@ -330,6 +343,7 @@ class Model:
                     language, probs, detect_ms = pipeline.detect_language(st, first, plan.n_threads)
             opts = plan.run_opts.replace(language=language)
             words_of = self._words(opts, language)
+            finished = [0]
 
             def job(st, i, on_segment):
                 return pipeline.run_chunk(st, samples, chunks[i], opts, words_of, self._features,
@@ -342,19 +356,117 @@ class Model:
                 if segment_callback is not None:
                     for seg in outcome[0][n_live:]:
                         segment_callback(seg)
+                finished[0] += 1
                 if progress_callback is not None:
-                    progress_callback(int(100 * (i + 1) / len(chunks)))
+                    total = len(chunks) if ahead is None else len(ahead.feed.order)
+                    progress_callback(int(100 * finished[0] / total))
 
-            results = self._engine.map(len(chunks), plan.workers, plan.full_ctx, group, job,
-                                       on_live if segment_callback is not None else None, on_done)
+            results = self._engine.map(len(chunks) if ahead is None else ahead.feed, plan.workers, plan.full_ctx,
+                                       group, job, on_live if segment_callback is not None else None, on_done)
         finally:
             if own and on_state is not None:
                 on_state(None)
+        workers = plan.workers
+        if ahead is not None:  # the file is read: its final plan and pauses
+            plan, gaps = ahead.final, ahead.result().gaps
         segments = [seg for segs, _ in results for seg in segs]
         native = pipeline.sum_timings([t for _, t in results])
         segments = self._finish_words(plan, samples, segments, gaps)
         return self._result(plan, segments, language, probs, native, detect_ms, (time.perf_counter() - t0) * 1000,
-                            vad_ms=plan.vad_ms, chunks=len(chunks), workers=plan.workers)
+                            vad_ms=plan.vad_ms, chunks=len(plan.chunks), workers=workers)
+
+
+class _ReadAhead:
+    """A file read for :meth:`Model._run_path` on a thread of its own (filestream.read_path:
+    decode, spool, VAD), handing out the long-form chunks the rest of the file can no longer
+    change (vad.chunks.settled) while it reads, so the first chunks are transcribed while
+    the VAD still runs over the rest.
+
+    :meth:`wait_start` returns True once a chunk has settled (``plan``: the plan of the
+    speech so far; ``chunks`` and ``feed`` grow as more settle), False when the read ended
+    first (then :meth:`result` is the ReadFile, as read_path gives it). At the end of the
+    read the final plan is made (``final``); chunks handed out are checked against it, and
+    from the first that differs (a segmentation that changed later than the margin) the
+    final plan's are run instead. :meth:`close` waits for the thread and frees the spool."""
+
+    #: Audio read between two looks at the speech so far (seconds): each look segments all
+    #: the VAD's probabilities so far (microseconds per minute of audio).
+    LOOK_EVERY_S = 5.0
+
+    def __init__(self, path, decide, group: StateGroup, multilingual: bool, preset: Optional[str]) -> None:
+        self.group, self.multilingual, self.preset = group, multilingual, preset
+        self.feed = engine.JobFeed()
+        self.chunks: List = []
+        self.plan = self.final = self.spool = None
+        self._read = None
+        self._error: Optional[BaseException] = None
+        self._looked = 0
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._work, args=(path, decide),
+                                        name="whisperx_native-read", daemon=True)
+        self._thread.start()
+
+    def wait_start(self) -> bool:
+        self._started.wait()
+        return self.plan is not None
+
+    def result(self):
+        """The ReadFile (after the read); the read's error raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._read
+
+    def close(self) -> None:
+        self._thread.join()
+        if self._read is not None and self.plan is not None:
+            self._read.close()  # a read handed to the caller is closed by it
+
+    def _work(self, path, decide) -> None:
+        try:
+            self._read = filestream.read_path(path, decide, cancelled=lambda: self.group.cancelled,
+                                              on_vad=self._look)
+            if self.plan is not None:
+                self._finish()
+        except BaseException as exc:  # handed to the caller's thread
+            self._error = exc
+            self.feed.fail(exc)
+        finally:
+            self._started.set()
+
+    def _look(self, reader) -> None:
+        """After a VAD block: hand out the chunks settled so far."""
+        if reader.spool.size - self._looked < self.LOOK_EVERY_S * SAMPLE_RATE:
+            return
+        self._looked = reader.spool.size
+        speech, n = reader.speech_so_far()
+        plan = pipeline.make_plan(reader.plan.opts, n, multilingual=self.multilingual, preset=self.preset,
+                                  speech=speech)
+        k = settled(plan.chunks, n)
+        if k <= len(self.chunks):
+            return
+        if self.plan is None:
+            self.plan, self.spool = plan, reader.spool
+        for c in plan.chunks[len(self.chunks):k]:
+            self.chunks.append(c)
+            self.feed.add()
+        self._started.set()
+
+    def _finish(self) -> None:
+        read = self._read
+        self.final = pipeline.make_plan(read.opts, read.samples.size, multilingual=self.multilingual,
+                                        preset=self.preset, speech=read.speech, vad_ms=read.vad_ms)
+        final = list(self.final.chunks)
+        same = 0
+        while same < len(self.chunks) and same < len(final) and self.chunks[same] == final[same]:
+            same += 1
+        if same < len(self.chunks):
+            log.info("chunk %d changed after it settled: the final plan's chunks from there are run", same)
+        order = list(range(same))
+        for c in final[same:]:
+            self.chunks.append(c)
+            order.append(self.feed.add())
+        self.feed.close(order)
 
 
 class Transcription:
