@@ -236,6 +236,9 @@ class Model:
                         return self._run_chunked(ahead.plan, ahead.spool, t0, progress_callback, segment_callback,
                                                  on_state, group=group, ahead=ahead)
                     read = ahead.result()
+                except BaseException:
+                    group.cancel()  # the call failed or was interrupted: the read stops at its next block
+                    raise
                 finally:
                     ahead.close()
                 with read:
