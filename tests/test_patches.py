@@ -263,3 +263,19 @@ def test_a_products_columns_do_not_depend_on_how_many_are_computed_together(type
         four_and_one = np.concatenate([_native._core.mul_mat(type_id, q, rows, x[:4], n_threads=n_threads),
                                        _native._core.mul_mat(type_id, q, rows, x[4:], n_threads=n_threads)])
         assert np.array_equal(five, alone) and np.array_equal(four_and_one, alone)
+
+
+def test_row_maxima_of_every_length_and_position() -> None:
+    # 0018: ggml_vec_max_f32 (the row maximum of softmax and of the tiled flash attention,
+    # the encoder's) takes sixteen lanes at a time. The largest value at each position of
+    # rows of 1-70 values, the vector tail included: a maximum missed by a lane or the tail
+    # overflows exp() (100 above the rest) and the row is not a softmax.
+    rng = np.random.default_rng(18)
+    for n in range(1, 71):
+        x = rng.standard_normal((n, n)).astype(np.float32)
+        x[np.arange(n), np.arange(n)] = 100.0  # row r's maximum at position r
+        x[:, ::5] = np.where(np.eye(n, dtype=bool)[:, ::5], x[:, ::5], -np.inf)  # masked keys
+        got = _native._core.soft_max(x)
+        e = np.exp(x.astype(np.float64) - x.max(axis=1, keepdims=True))
+        assert np.all(np.isfinite(got)), n
+        assert np.allclose(got, e / e.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-7), n

@@ -2,7 +2,7 @@
 #
 # whisperx_native.models.quantize streams a model tensor by tensor and calls
 # quantize_rows for each 2-D weight; everything else (file layout, which tensors,
-# atomic writing) stays in Python. mul_mat runs ggml's matrix product on such rows, for
+# atomic writing) stays in Python. mul_mat and soft_max run one ggml node on the CPU, for
 # the tests of our kernel patches.
 
 from libc.stdint cimport uint8_t
@@ -53,6 +53,37 @@ def quantize_rows(int type_id, const float[:, ::1] src not None, uint8_t[::1] ds
     return int(written)
 
 
+cdef object _run_node(w.ggml_context * ctx, w.ggml_tensor * node, float[:, ::1] o, int n_threads):
+    """Compute ``node`` (its data preset to NaN, so anything the kernel skips shows) and copy
+    it into ``o``; the caller frees ``ctx``."""
+    cdef w.ggml_cgraph * gf
+    cdef w.ggml_status status
+    with nogil:
+        memset(node.data, 0xff, w.ggml_nbytes(node))
+        gf = w.ggml_new_graph(ctx)
+        w.ggml_build_forward_expand(gf, node)
+        status = w.ggml_graph_compute_with_ctx(ctx, gf, n_threads)
+        if status == w.GGML_STATUS_SUCCESS:
+            memcpy(&o[0, 0], node.data, w.ggml_nbytes(node))
+    if status != w.GGML_STATUS_SUCCESS:
+        raise NativeError(f"ggml_graph_compute failed ({<int>status})")
+
+
+cdef w.ggml_context * _kernel_context(size_t data_bytes) except NULL:
+    cdef w.ggml_init_params params
+    # tensors, graph, and the work buffer ggml_graph_compute_with_ctx takes from the context
+    params.mem_size = data_bytes + 4 * w.ggml_tensor_overhead() + w.ggml_graph_overhead() + (1 << 20)
+    params.mem_buffer = NULL
+    params.no_alloc = False
+    cdef w.ggml_context * ctx
+    with nogil:
+        w.ggml_cpu_init()
+        ctx = w.ggml_init(params)
+    if ctx == NULL:
+        raise MemoryError("ggml_init failed")
+    return ctx
+
+
 def mul_mat(int type_id, const uint8_t[::1] weights not None, int64_t rows, const float[:, ::1] x not None,
             int n_threads=1):
     """``x @ W.T`` by ggml's CPU matrix product (one ``ggml_mul_mat`` node): ``W`` is
@@ -70,39 +101,39 @@ def mul_mat(int type_id, const uint8_t[::1] weights not None, int64_t rows, cons
     if n_threads < 1:
         raise OptionError("n_threads must be at least 1")
     out = _np.empty((n, rows), dtype=_np.float32)
-    cdef float[:, ::1] o = out
-    cdef w.ggml_init_params params
-    # tensors, graph, and the work buffer ggml_graph_compute_with_ctx takes from the context
-    params.mem_size = (weights.shape[0] + 3 * n * k * sizeof(float) + n * rows * sizeof(float)
-                       + 4 * w.ggml_tensor_overhead() + w.ggml_graph_overhead() + (1 << 20))
-    params.mem_buffer = NULL
-    params.no_alloc = False
-    cdef w.ggml_context * ctx
+    cdef w.ggml_context * ctx = _kernel_context(weights.shape[0] + 3 * n * k * sizeof(float)
+                                                + n * rows * sizeof(float))
     cdef w.ggml_tensor * a
     cdef w.ggml_tensor * b
-    cdef w.ggml_tensor * c
-    cdef w.ggml_cgraph * gf
-    cdef w.ggml_status status
-    with nogil:
-        w.ggml_cpu_init()
-        ctx = w.ggml_init(params)
-    if ctx == NULL:
-        raise MemoryError("ggml_init failed")
     try:
         with nogil:
             a = w.ggml_new_tensor_2d(ctx, <w.ggml_type>type_id, k, rows)
             b = w.ggml_new_tensor_2d(ctx, w.GGML_TYPE_F32, k, n)
             memcpy(a.data, &weights[0], w.ggml_nbytes(a))
             memcpy(b.data, &x[0, 0], w.ggml_nbytes(b))
-            c = w.ggml_mul_mat(ctx, a, b)
-            memset(c.data, 0xff, w.ggml_nbytes(c))  # NaN wherever the kernel writes nothing
-            gf = w.ggml_new_graph(ctx)
-            w.ggml_build_forward_expand(gf, c)
-            status = w.ggml_graph_compute_with_ctx(ctx, gf, n_threads)
-            if status == w.GGML_STATUS_SUCCESS:
-                memcpy(&o[0, 0], c.data, w.ggml_nbytes(c))
-        if status != w.GGML_STATUS_SUCCESS:
-            raise NativeError(f"ggml_graph_compute failed ({<int>status})")
+        _run_node(ctx, w.ggml_mul_mat(ctx, a, b), out, n_threads)
+    finally:
+        w.ggml_free(ctx)
+    return out
+
+
+def soft_max(const float[:, ::1] x not None, int n_threads=1):
+    """The softmax of each row of ``x`` by ggml's CPU kernel (one ``ggml_soft_max`` node;
+    its row maximum is ggml_vec_max_f32's). Returns float32 of ``x``'s shape."""
+    cdef int64_t rows = x.shape[0]
+    cdef int64_t n = x.shape[1]
+    if rows <= 0 or n <= 0:
+        raise OptionError(f"a softmax of {rows} rows of {n} values")
+    if n_threads < 1:
+        raise OptionError("n_threads must be at least 1")
+    out = _np.empty((rows, n), dtype=_np.float32)
+    cdef w.ggml_context * ctx = _kernel_context(2 * rows * n * sizeof(float) + n_threads * n * sizeof(float))
+    cdef w.ggml_tensor * a
+    try:
+        with nogil:
+            a = w.ggml_new_tensor_2d(ctx, w.GGML_TYPE_F32, n, rows)
+            memcpy(a.data, &x[0, 0], w.ggml_nbytes(a))
+        _run_node(ctx, w.ggml_soft_max(ctx, a), out, n_threads)
     finally:
         w.ggml_free(ctx)
     return out

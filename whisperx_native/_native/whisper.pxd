@@ -31,7 +31,7 @@ cdef extern from "ggml.h" nogil:
                                 const float * imatrix)
     void    ggml_quantize_init(ggml_type type)
 
-    # A one-node graph for kernel checks (quantize.pxi's mul_mat)
+    # One-node graphs for kernel checks (quantize.pxi's mul_mat and soft_max)
     struct ggml_context
     struct ggml_cgraph
     struct ggml_tensor:
@@ -49,6 +49,7 @@ cdef extern from "ggml.h" nogil:
     size_t        ggml_nbytes(const ggml_tensor * tensor)
     ggml_tensor * ggml_new_tensor_2d(ggml_context * ctx, ggml_type type, int64_t ne0, int64_t ne1)
     ggml_tensor * ggml_mul_mat(ggml_context * ctx, ggml_tensor * a, ggml_tensor * b)
+    ggml_tensor * ggml_soft_max(ggml_context * ctx, ggml_tensor * a)
     ggml_cgraph * ggml_new_graph(ggml_context * ctx)
     void          ggml_build_forward_expand(ggml_cgraph * cgraph, ggml_tensor * tensor)
 
