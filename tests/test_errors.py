@@ -100,7 +100,7 @@ def test_native_failures_come_from_one_table():
         assert text.count("raise InferenceError(") == (1 if name == "_core.pyx" else 0), name  # check_status's own
         for where in re.findall(r'check_status\([^,]+, "(\w+)"\)', text):
             assert any(w == where for w, _ in STATUS), where
-    assert {c for w, c in STATUS if w == "whisper_full"} == set(range(-9, 0))
+    assert {c for w, c in STATUS if w == "whisper_full"} == set(range(-10, 0))
     e = wn.InferenceError(-7, "whisper_lang_auto_detect")
     assert (e.code, e.where, e.reason) == (-7, "whisper_lang_auto_detect", "decoder failed")
     assert "decoder failed" in str(wn.InferenceError(-9))

@@ -279,3 +279,44 @@ def test_row_maxima_of_every_length_and_position() -> None:
         e = np.exp(x.astype(np.float64) - x.max(axis=1, keepdims=True))
         assert np.all(np.isfinite(got)), n
         assert np.allclose(got, e / e.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-7), n
+
+
+@pytest.mark.parametrize("beam_size", [1, 5])
+def test_a_prefix_is_continued_not_transcribed_again(tiny_en_ggml, jfk_samples, beam_size) -> None:
+    """0019: the first window's known text goes after the sot sequence; the decoder continues
+    it. Timed (<|0.00|> text <|3.00|>), the first timestamp sampled is not before 3.00 s."""
+    with wn.Model(tiny_en_ggml, n_threads=2, adapt_threads=False) as model:
+        plain = model.transcribe(jfk_samples, language="en", beam_size=beam_size)
+        assert "fellow americans" in normalize(plain.text)
+        timed = model.transcribe(jfk_samples, language="en", beam_size=beam_size,
+                                 prefix=((0.0, 3.0, " And so my fellow Americans,"),))
+        text = normalize(timed.text)
+        assert "fellow" not in text and "ask not what your country" in text, timed.text
+        assert timed.segments[0].start >= 3.0
+        said = model.transcribe(jfk_samples, language="en", beam_size=beam_size,
+                                prefix="And so my fellow Americans, ask not")   # untimed, as openai-whisper's
+        assert "fellow" not in normalize(said.text) and "what your country" in normalize(said.text), said.text
+
+
+def test_a_prefix_is_for_the_first_window_only(tiny_en_ggml, jfk_samples) -> None:
+    audio = np.concatenate([jfk_samples, np.zeros(16000 * 22, np.float32), jfk_samples])   # jfk again at 33 s
+    with wn.Model(tiny_en_ggml, n_threads=2, adapt_threads=False) as model:
+        r = model.transcribe(audio, language="en", prefix=((0.0, 3.0, " And so my fellow Americans,"),))
+        assert normalize(r.text).count("fellow americans") == 1, r.text
+        assert [s for s in r.segments if s.start >= 29 and "fellow" in s.text.lower()], r.segments
+
+
+def test_a_prefix_too_long_for_the_room_keeps_its_last_texts(tiny_en_ggml, jfk_samples) -> None:
+    # 60 timed texts of 6 tokens each: more than the 223 tokens of room, so whisper.cpp would
+    # refuse them; the binding leaves out the earliest ones
+    many = tuple((i * 0.05, i * 0.05 + 0.02, " one two three four") for i in range(60))
+    with wn.Model(tiny_en_ggml, n_threads=2, adapt_threads=False) as model:
+        r = model.transcribe(jfk_samples, language="en", beam_size=1, prefix=many)
+        assert r.segments and r.segments[0].start >= many[-1][1] - 0.02
+        with pytest.raises(wn.OptionError, match="vad=True"):
+            model.transcribe(jfk_samples, language="en", vad=True, prefix="And so")
+        for bad, err in ((((2.0, 1.0, "x"),), wn.OptionError), (((0.0, 31.0, "x"),), wn.OptionError),
+                         (5, wn.OptionTypeError), (((0.0, 1.0),), wn.OptionTypeError),
+                         (tuple((0.0, 0.0, "x") for _ in range(80)), wn.OptionError)):
+            with pytest.raises(err):
+                model.transcribe(jfk_samples, prefix=bad)

@@ -59,7 +59,6 @@ _DEFAULT_ONLY: Dict[str, Any] = {
     "language_detection_threshold": 0.5,
     "language_detection_segments": 1,
     "max_new_tokens": None,
-    "prefix": None,
     "batch_size": None,
 }
 

@@ -96,6 +96,13 @@ class DecodeOptions:
     # No 30-s window starts at or after this time (ms; 0: no limit): set by the long-form path
     # where a chunk's speech ends, so its padding is not encoded again for nothing.
     window_start_limit_ms: int = 0
+    # What the first window's transcript is known to begin with (openai-whisper's and
+    # faster-whisper's ``prefix``): a text, or timed text ``((start_s, end_s, text), ...)`` in
+    # seconds from the start of the audio. Decoded as given and not part of the result: the
+    # text sampled after it continues it (vendor/patches/0019). The streaming transcriber
+    # decodes an utterance's final with the audio before it and that audio's final text
+    # as a timed prefix.
+    prefix: Optional[object] = None
     vad_model: Optional[str] = None      # Silero ggml file; None: the packaged one
     # (name, value) pairs for the VAD's segmentation: threshold, min_speech_ms, min_silence_ms,
     # max_speech_s, speech_pad_ms (compat.py maps faster-whisper's vad_parameters to them).

@@ -149,10 +149,14 @@ def resolve(preset: Optional[str], options: Mapping[str, object], n_samples: int
 # ---------------------------------------------------------------------- the plan
 def use_chunks(opts: DecodeOptions, audio_s: float) -> bool:
     """The long-form path: asked for (``vad=True``), or by default (``vad=None``) for audio
-    longer than one window when nothing needs whisper.cpp's own seek over the whole file."""
+    longer than one window when nothing needs whisper.cpp's own seek over the whole file
+    (a ``prefix`` is the text of the audio's first window: one pass, not chunks)."""
+    if opts.vad and opts.prefix:
+        raise OptionError("a prefix is the start of one pass over the audio: it does not go with vad=True")
     if opts.vad is not None:
         return bool(opts.vad)
-    return audio_s > WINDOW_SECONDS and not (opts.offset_ms or opts.duration_ms or opts.single_segment)
+    return audio_s > WINDOW_SECONDS and not (opts.offset_ms or opts.duration_ms or opts.single_segment
+                                             or opts.prefix)
 
 
 def vad_parameters(opts: DecodeOptions) -> Dict[str, object]:

@@ -33,6 +33,9 @@ INT32_MAX = 2**31 - 1
 #: Whisper decodes with at most n_text_ctx / 2 = 224 prompt tokens. English averages
 #: about 4.5 bytes per token, CJK about 2: the last 1200 bytes cover what is used.
 PROMPT_MAX_BYTES = 1200
+#: A decoder prefix shares the prompt's room: at most n_text_ctx / 2 - 1 tokens (whisper.cpp
+#: refuses more, vendor/patches/0019).
+MAX_PREFIX_TOKENS = 223
 #: Longest run of one tokenizer character class (letters, digits, spaces, anything
 #: else — every non-ASCII byte is "anything else" to whisper.cpp's std::regex) kept
 #: in one piece. The greedy matcher is cubic in a run's length and the regex recurses
@@ -271,6 +274,29 @@ def _kind(tp: Any) -> Tuple[str, bool]:
     return "other", optional
 
 
+def check_prefix(prefix: Any) -> Any:
+    """``DecodeOptions.prefix``: None, a text (bounded as a prompt is), or timed text
+    ``((start_s, end_s, text), ...)`` with 0 <= start <= end <= 30 s in order."""
+    if prefix is None or isinstance(prefix, str):
+        return bound_prompt(check_str(prefix, "prefix")) if prefix else None
+    if not isinstance(prefix, (tuple, list)):
+        raise OptionTypeError(f"prefix must be a text or a sequence of (start_s, end_s, text), got {_show(prefix)}")
+    out, last = [], 0.0
+    for item in prefix:
+        if not isinstance(item, (tuple, list)) or len(item) != 3:
+            raise OptionTypeError(f"prefix items must be (start_s, end_s, text), got {_show(item)}")
+        t0 = check_float(item[0], "prefix start", 0.0, 30.0)
+        t1 = check_float(item[1], "prefix end", 0.0, 30.0)
+        if not last <= t0 <= t1:
+            raise OptionError(f"prefix times must be in order inside the first window, got {t0} .. {t1} after {last}")
+        out.append((t0, t1, bound_prompt(check_str(item[2], "prefix text"))))
+        last = t1
+    if len(out) > MAX_PREFIX_TOKENS // 3:
+        raise OptionError(f"prefix may hold at most {MAX_PREFIX_TOKENS // 3} timed texts, got {len(out)}")
+    out = tuple(out)
+    return prefix if out == prefix else out
+
+
 def validate_options(opts):
     """Check every field of a DecodeOptions; return it with values normalised (bools
     as bool, numbers as int/float, threads clamped to the cores, the initial prompt
@@ -316,6 +342,10 @@ def validate_options(opts):
     if n != opts.n_threads:  # more threads than cores: both counts clamped alike
         changes["n_threads"] = n
         changes["decode_threads"] = min(opts.decode_threads, n)
+    if opts.prefix is not None:
+        prefix = check_prefix(opts.prefix)
+        if prefix is not opts.prefix:
+            changes["prefix"] = prefix
     if opts.initial_prompt is not None:
         prompt = bound_prompt(opts.initial_prompt) if opts.initial_prompt else None
         if prompt != opts.initial_prompt:

@@ -19,6 +19,7 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython cimport array
 
 cimport cython
 cimport whisper as w
@@ -29,6 +30,7 @@ import re
 import threading
 import weakref
 import zlib as _zlib
+import array
 import collections as _collections
 
 from whisperx_native.errors import (
@@ -83,6 +85,8 @@ STATUS = {
     ("whisper_full", -7): "failed to allocate the self-attention KV cache",
     ("whisper_full", -8): "decoder failed while processing the prompt",
     ("whisper_full", -9): "decoder failed",
+    ("whisper_full", -10): "the prefix is too long or holds a token that is not text",
+    ("whisper_tokenize", -1): "more tokens than the buffer holds",
     ("whisper_set_mel", -1): "the mel spectrogram's band count differs from the model's",
     ("whisper_pcm_to_mel", -1): "failed to compute the log mel spectrogram",
     ("whisper_lang_auto_detect", -1): "offset before the start of the audio",
@@ -901,6 +905,7 @@ cdef class State:
             keep = []  # bytes objects whose buffers whisper.cpp reads during the run
             opts = _native_options(opts)  # validated here too: whisper.cpp trusts its parameters
             _fill_params(&p, opts, keep)
+            _set_prefix(&p, c, opts.prefix, keep)
             if p.dtw_token_timestamps and self._owner.alignment_heads is None:
                 raise OptionError("word timestamps need the model's alignment heads: load it with alignment_heads=...")
             # Threads: never more than the cores (whisper.cpp's spinning barriers would wait).
@@ -1063,6 +1068,39 @@ cdef int _fill_params(w.whisper_full_params * p, object o, list keep) except -1:
         p.initial_prompt = prompt
         p.carry_initial_prompt = bool(o.carry_initial_prompt)
     return 0
+
+
+cdef int _set_prefix(w.whisper_full_params * p, w.whisper_context * c, object prefix, list keep) except -1:
+    """DecodeOptions.prefix (validated: a text or ((start_s, end_s, text), ...)) as the tokens
+    of vendor/patches/0019: timed text as <|start|> text <|end|>, whisper's own transcript
+    form. When that is more than the room, the earliest timed texts are left out."""
+    cdef array.array toks
+    cdef int beg = w.whisper_token_beg(c), room = w.whisper_model_n_text_ctx(c) // 2 - 1
+    if not prefix:
+        return 0
+    if isinstance(prefix, str):
+        parts = [_tokenize(c, " " + prefix.strip())[-room:]]
+    else:
+        ts = lambda t: beg + min(WINDOW_FRAMES // 2, int(round(t / 0.02)))
+        parts = [[ts(t0)] + _tokenize(c, " " + text.strip()) + [ts(t1)] for t0, t1, text in prefix]
+        while parts and sum(len(x) for x in parts) > room:
+            parts.pop(0)
+    toks = array.array("i", [t for x in parts for t in x])
+    if len(toks):
+        keep.append(toks)
+        p.prefix_tokens = <const w.whisper_token *> toks.data.as_ints
+        p.prefix_n_tokens = len(toks)
+    return 0
+
+
+cdef list _tokenize(w.whisper_context * c, str text):
+    cdef bytes data = text.encode("utf-8")
+    cdef int n = len(data) + 1  # a token never holds less than one byte
+    cdef array.array buf = array.array("i", bytes(4 * n))
+    cdef int got = w.whisper_tokenize(c, data, <w.whisper_token *> buf.data.as_ints, n)
+    if got < 0:  # -(tokens needed): cannot happen with a token per byte
+        check_status(-1, "whisper_tokenize")
+    return list(buf[:got])
 
 include "quantize.pxi"
 include "vad.pxi"

@@ -196,6 +196,8 @@ cdef extern from "whisper.h" nogil:
         bint single_timestamp_skips_window     # vendor/patches/0006
         bint dtw_token_timestamps              # vendor/patches/0007
         int window_start_limit_ms              # vendor/patches/0011
+        const whisper_token * prefix_tokens    # vendor/patches/0019
+        int prefix_n_tokens
 
     const char * whisper_version()
     const char * whisper_print_system_info()
@@ -238,6 +240,8 @@ cdef extern from "whisper.h" nogil:
                                             int offset_ms, int n_threads, float * lang_probs)
 
     whisper_token whisper_token_eot(whisper_context * ctx)
+    whisper_token whisper_token_beg(whisper_context * ctx)
+    int whisper_tokenize(whisper_context * ctx, const char * text, whisper_token * tokens, int n_max_tokens)
     const char * whisper_token_to_str(whisper_context * ctx, whisper_token token)
 
     int whisper_full_with_state(whisper_context * ctx, whisper_state * state, whisper_full_params params,
