@@ -7,7 +7,8 @@
 
 A simulated capture thread plays each file into a ring buffer in 50 ms blocks at
 real-time pace; the streaming transcriber (Silero VAD, tiny.en; greedy partials, finals by
-the file decoder: beam 5 with fallback, short utterances prompted with the last sentence) runs in
+the file decoder: beam 5 with fallback, each hearing the committed utterances before it, their
+text the decoder's prefix) runs in
 this thread, with its default endpointing (500 ms pause, adaptive down to
 ``--min-silence-long`` ms for utterances past 8 s, forced cut at
 ``--max-utterance`` s). Per spoken phrase (tests/data/long_speech.json; jfk's

@@ -356,27 +356,64 @@ class _Recording:
 
     def transcribe(self, audio, **opts):
         result = self.model.transcribe(audio, **opts)
-        self.calls.append((audio.size / SR, opts, result.text))
+        self.calls.append((audio.size / SR, opts, result.text, [seg.text.strip() for seg in result.segments]))
         return result
 
 
-def test_finals_of_short_utterances_are_prompted_with_the_last_sentence(tiny, long_speech):
-    """A final of an utterance shorter than PROMPT_BELOW_S is prompted with the last
-    PROMPT_CHARS of committed text; the first final, and finals of longer utterances (where a
+def _first_phrases(long_speech, n=6):
+    audio, ref, layout = long_speech
+    phrases = layout["phrases"][:n]                  # 8.3, 7.1, 8.5, 4.7, 5.7 s and jfk's phrases
+    return audio[: int((phrases[-1]["end"] + 1.0) * SR)], " ".join(p["text"] for p in phrases)
+
+
+def test_finals_hear_the_committed_utterances_before_them(tiny, long_speech):
+    """A final's window starts at the committed utterances just before its own that fit with
+    it in CONTEXT_WINDOW_S; their final text, timed in that window, is the decoder's prefix, and
+    only the text after it is committed. The first final has no context (and no prompt)."""
+    from whisperx_native.realtime import transcriber as T
+
+    audio, ref = _first_phrases(long_speech)
+    rec = _Recording(tiny)
+    tr, events, _ = stream(rec, audio, realtime=False, partials=False)
+    finals = check_structure(tr, events)
+    committed, with_context = [], 0
+    for seconds, opts, text, segments in rec.calls:  # partials off: every call is a final
+        assert opts["speech_only"] and opts["window_start_limit_ms"] > 0
+        prefix = opts.get("prefix")
+        if not committed:
+            assert prefix is None and "initial_prompt" not in opts
+        else:
+            assert prefix, "a final after committed speech got no context"
+            with_context += 1
+            assert seconds <= T.CONTEXT_WINDOW_S + 0.05
+            times = [t for a, b, _ in prefix for t in (a, b)]
+            assert times == sorted(times) and 0 <= times[0] and times[-1] <= seconds
+            said = [t.strip() for _, _, t in prefix]
+            assert said == committed[-len(said):], (said, committed)   # the committed text, in order
+            assert "initial_prompt" not in opts                         # the prefix is the context
+            # the decode continues after the prefix: the context's last sentence is not said again
+            assert normalize(said[-1]) not in normalize(text), (said[-1], text)
+        committed += [seg for seg in segments if seg]
+    assert with_context >= 4
+    assert " ".join(committed) == tr.text
+    assert wer(ref, tr.text) <= 0.12, tr.text
+
+
+def test_without_context_short_finals_are_prompted_with_the_last_sentence(tiny, long_speech):
+    """context=False: a final of an utterance shorter than PROMPT_BELOW_S is prompted with the
+    last PROMPT_CHARS of committed text; the first final, and finals of longer utterances (where a
     prompt made tiny.en stop after the first sentence), are not; condition_on_previous_text=False
     prompts none."""
     from whisperx_native.realtime import transcriber as T
 
-    audio, ref, layout = long_speech
-    phrases = layout["phrases"][:6]                  # 8.3, 7.1, 8.5, 4.7, 5.7 s and jfk's phrases
-    audio = audio[: int((phrases[-1]["end"] + 1.0) * SR)]
+    audio, ref = _first_phrases(long_speech)
     rec = _Recording(tiny)
-    tr, events, _ = stream(rec, audio, realtime=False, partials=False)
+    tr, events, _ = stream(rec, audio, realtime=False, partials=False, context=False)
     check_structure(tr, events)
     committed = ""
     prompted = long_unprompted = 0
-    for seconds, opts, text in rec.calls:            # partials off: every call is a final
-        assert opts["speech_only"] and opts["window_start_limit_ms"] > 0
+    for seconds, opts, text, _ in rec.calls:         # partials off: every call is a final
+        assert opts["speech_only"] and opts["window_start_limit_ms"] > 0 and "prefix" not in opts
         if committed and seconds < T.PROMPT_BELOW_S:
             assert opts["initial_prompt"] == committed[-T.PROMPT_CHARS:]
             prompted += 1
@@ -385,8 +422,8 @@ def test_finals_of_short_utterances_are_prompted_with_the_last_sentence(tiny, lo
             long_unprompted += bool(committed)
         committed = " ".join(x for x in (committed, text.strip()) if x)
     assert prompted >= 3 and long_unprompted >= 1, (prompted, long_unprompted)
-    assert wer(" ".join(p["text"] for p in phrases), tr.text) <= 0.12, tr.text
+    assert wer(ref, tr.text) <= 0.12, tr.text
 
     rec = _Recording(tiny)
-    stream(rec, audio, realtime=False, partials=False, condition_on_previous_text=False)
-    assert not [opts for _, opts, _ in rec.calls if "initial_prompt" in opts]
+    stream(rec, audio, realtime=False, partials=False, condition_on_previous_text=False, context=False)
+    assert not [opts for _, opts, _, _ in rec.calls if "initial_prompt" in opts]

@@ -34,14 +34,19 @@ timestamp resumes there instead of skipping the rest as silence: tiny.en did tha
 after the first sentence of a two-sentence utterance, and the second was lost) and
 ``window_start_limit_ms`` (no window starts on the trailing padding alone).
 
-Context: a final of an utterance shorter than 8 s is prompted with the last ~120
-characters of committed text (about the previous sentence), the context a long file's
-chunk gives the same speech; decoded alone, a short utterance read "And so am I fellow
-Americans". Longer utterances are not prompted: with a prompt tiny.en often ended the
-decode after their first sentence with no closing timestamp, losing the rest. Otherwise
-each run starts without context (``no_context``): the whole committed text as a prompt
-made tiny.en loop on it ("And so my fellow Americans." x 20), and a pooled state would
-otherwise carry the text of the last partial into the next run.
+Context: a final hears the speech before its utterance, as a long file's chunk does. Its
+window starts at the earliest of the committed utterances just before it that fit with it in
+29 s; their final text is the decoder's prefix (``DecodeOptions.prefix``, whisper's own
+``<|t0|> text <|t1|>`` form, vendor/patches/0019), so the decoder continues the transcript
+after it instead of transcribing that audio again. Only the audio after the last final
+becomes text. ``context=False`` turns this off. A final without such context (the first,
+or one after lost audio) of an utterance shorter than 8 s is prompted with the last ~120
+characters of committed text instead; decoded alone, a short utterance read "And so am I
+fellow Americans". Longer ones are not prompted: with a prompt tiny.en often ended the
+decode after their first sentence with no closing timestamp, losing the rest. Each run
+starts without whisper.cpp's own carried context (``no_context``): the whole committed text
+as a prompt made tiny.en loop on it ("And so my fellow Americans." x 20), and a pooled
+state would otherwise carry the text of the last partial into the next run.
 """
 
 from __future__ import annotations
@@ -52,7 +57,8 @@ import os
 import re
 import threading
 import time
-from typing import Callable, Iterator, List, Optional, Union
+from collections import deque
+from typing import Callable, Deque, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -70,11 +76,45 @@ __all__ = ["StreamingTranscriber"]
 PROMPT_CHARS = 120
 #: Finals of utterances this long or longer are not prompted (see _transcribe).
 PROMPT_BELOW_S = 8.0
+#: A final's window: its utterance and, ahead of it, the committed utterances that fit with
+#: it in this much audio (their final text the decoder's prefix, see _context).
+CONTEXT_WINDOW_S = WINDOW_SECONDS - 1.0
 
 log = logging.getLogger("whisperx_native.realtime")
 
 _FRAME = 512                      # analysis frame for the energy fallback (= Silero's 32 ms)
 _NOISE_ONLY = re.compile(r"^\s*([\[(*♪].*[\])*♪]|[\W_]*)\s*$")  # "[BLANK_AUDIO]", "(music)", "..."
+_WORD = re.compile(r"[\w']+")
+#: A final's segment of at most this many words that repeats the words just before it is
+#: dropped (see _without_repeats).
+MAX_REPEAT_WORDS = 5
+
+
+def _words(text: str) -> List[str]:
+    return _WORD.findall(text.lower())
+
+
+def _without_repeats(segs: List[Segment], before: str) -> List[Segment]:
+    """``segs`` less each short segment whose words are the very words before it: whisper
+    ends a segment on a timestamp before the speech does and then transcribes the rest again
+    ("... for your country." "country."). whisper_streaming drops the same overlap."""
+    seen, out = _words(before), []
+    for seg in segs:
+        w = _words(seg.text)
+        if 0 < len(w) <= MAX_REPEAT_WORDS and seen[-len(w):] == w:
+            log.debug("dropped a final's segment repeating the words before it: %r", seg.text)
+            continue
+        out.append(seg)
+        seen += w
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class _Committed:
+    """An utterance whose final was given: its samples [start, end) and final segments."""
+    start: int
+    end: int
+    segments: Tuple[Segment, ...]
 
 
 class _Audio:
@@ -163,7 +203,7 @@ class StreamingTranscriber:
                  step_s: float = 1.0, max_utterance_s: float = 20.0, partials: bool = True,
                  latency_budget_s: Optional[float] = 1.5,
                  language: Optional[str] = "en", preset: str = "fast", final_preset: Optional[str] = None,
-                 condition_on_previous_text: bool = True,
+                 condition_on_previous_text: bool = True, context: bool = True,
                  clock: Callable[[], float] = time.monotonic, **options) -> None:
         from ..errors import OptionError
         from ..validation import check_float
@@ -219,6 +259,8 @@ class StreamingTranscriber:
         self._last_partial = 0                  # audio position of the last partial run
         self._last_partial_text = ""
         self._committed_end = 0                 # end (samples) of the last final
+        self._history: Deque[_Committed] = deque()  # committed utterances, the context of finals
+        self.context = bool(context)
         self._dropped_seen = 0
         self._thread: Optional[threading.Thread] = None
         self._stop = threading.Event()
@@ -323,10 +365,36 @@ class StreamingTranscriber:
             yield from self._finalize(cut, reopen=True)
 
     def _keep_from(self) -> int:
-        """Oldest sample a future utterance may start at: the next VAD onset is at or after
-        the VAD's position, and is padded back by ``pad``."""
+        """Oldest sample a future utterance (or the context of its final) may start at: the
+        next VAD onset is at or after the VAD's position, and is padded back by ``pad``."""
         pos = self.vad.position if self.vad is not None else None
-        return (self._audio.end if pos is None else pos) - self.pad - _FRAME
+        keep = (self._audio.end if pos is None else pos) - self.pad - _FRAME
+        if self._history:  # what is kept depends on the audio only, not on when it was read
+            keep = min(keep, self._history[0].start)
+        return keep
+
+    def _context(self, start: int, end: int):
+        """(first sample, prefix) of the final of the utterance [start, end): the committed
+        utterances just before it that fit with it in CONTEXT_WINDOW_S, with their final text
+        timed from the first of them (DecodeOptions.prefix). As a long file's chunk gives its
+        later speech the earlier one, heard and already transcribed."""
+        picked: List[_Committed] = []
+        for u in reversed(self._history):
+            if u.start < self._audio.start or end - u.start > CONTEXT_WINDOW_S * SAMPLE_RATE:
+                break  # audio lost in between (an overflow), or no room left
+            picked.append(u)
+        if not picked:
+            return start, None
+        first = picked[-1].start
+        t0 = first / SAMPLE_RATE
+        prefix, last = [], 0.0
+        for u in reversed(picked):
+            for seg in u.segments:
+                a = max(last, round(seg.start - t0, 2))
+                b = max(a, round(seg.end - t0, 2))
+                prefix.append((a, b, seg.text))
+                last = b
+        return first, tuple(prefix)
 
     def _begin(self, at: int) -> None:
         self._utt_start = at
@@ -335,9 +403,14 @@ class StreamingTranscriber:
         self._last_partial_text = ""
 
     # ------------------------------------------------------------------ whisper runs
-    def _transcribe(self, audio: np.ndarray, tight: bool, final: bool = False) -> List[Segment]:
+    def _transcribe(self, audio: np.ndarray, tight: bool, final: bool = False, prefix=None) -> List[Segment]:
         if final and not tight:
             opts = dict(self.final_options)
+            if prefix:
+                # The committed utterances before this one: their audio ahead of its own (see
+                # _finalize) and their final text as the decoder's prefix, the context a long
+                # file's chunk gives its later speech. Figures in _context.
+                opts["prefix"] = prefix
             if self.vad is not None:
                 # A VAD utterance is what a long file's chunk is, and is decoded as one: known
                 # speech, so a window whose text ends at a single timestamp resumes there instead
@@ -347,9 +420,9 @@ class StreamingTranscriber:
                 opts.setdefault("window_start_limit_ms", Chunk(((0, audio.size),)).window_start_limit_ms(
                     self.vad.pad / SAMPLE_RATE))
             if (self.condition_on_previous_text and "initial_prompt" not in opts and self.finals
-                    and audio.size < PROMPT_BELOW_S * SAMPLE_RATE):
-                # The text before the utterance, as a chunk's earlier speech is to its later
-                # speech. Fast replay, streamed WER (offline default): long_speech 8.71 -> 8.36 %
+                    and not prefix and audio.size < PROMPT_BELOW_S * SAMPLE_RATE):
+                # No context (the first final, or one after lost audio): the text before the
+                # utterance, as a chunk's earlier speech is to its later speech. Fast replay, streamed WER (offline default): long_speech 8.71 -> 8.36 %
                 # (6.62), bench/corpus.py long_a 21.86 -> 21.23 (18.87), long_b 19.94 -> 17.81
                 # (13.09), long_c 21.85 -> 20.92 (18.46), long_d 20.40 -> 19.78 (17.45). 400
                 # characters on every final made long_speech 10.8 % and long_b 21.3 %: whole
@@ -387,9 +460,16 @@ class StreamingTranscriber:
         self._utt_start = None
         end = min(end, self._audio.end)
         if start is not None and end - start >= self.min_speech:
-            segs = self._shift(self._transcribe(self._audio.slice(start, end), tight=self.governor.level >= 2,
-                                                final=self.governor.level == 0), start, end)
-            segs = [s for s in segs if s.text.strip()]
+            tight, final = self.governor.level >= 2, self.governor.level == 0
+            first, prefix = start, None
+            if final and self.context and self.vad is not None:
+                first, prefix = self._context(start, end)
+            segs = self._shift(self._transcribe(self._audio.slice(first, end), tight=tight, final=final,
+                                                prefix=prefix), first, end)
+            segs = _without_repeats([s for s in segs if s.text.strip()], self.text)
+            self._history.append(_Committed(start, end, tuple(segs)))
+            while self._history and self._history[0].end < end - WINDOW_SECONDS * SAMPLE_RATE:
+                self._history.popleft()
             for i, seg in enumerate(segs):
                 ev = self._event(FINAL, seg.text.strip(), int(round(seg.start * SAMPLE_RATE)),
                                  int(round(seg.end * SAMPLE_RATE)), (seg,))
