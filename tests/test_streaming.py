@@ -120,6 +120,25 @@ def test_jfk_realtime_capture_48k_int16_stereo(tiny, jfk_samples):
     assert ring.dropped == 0
 
 
+def test_the_last_final_ends_with_the_speech_not_the_stream(tiny, jfk_samples):
+    """The stream ends 0.4 s after jfk's last word on a breath the VAD takes for speech: the
+    open utterance's final ends where the speech did (with context, the breath read "Okay.")."""
+    tr, events, _ = stream(tiny, jfk_samples, realtime=False, partials=False)
+    finals = check_structure(tr, events)
+    assert normalize(finals[-1].text).endswith("for your country"), finals[-1].text
+    assert finals[-1].end < jfk_samples.size / SR - 0.1
+
+
+def test_a_long_silence_keeps_no_context_audio(tiny, jfk_samples):
+    """The audio of committed utterances is kept only while a final to come could hear it."""
+    from whisperx_native.realtime import transcriber as T
+
+    audio = np.concatenate([jfk_samples, np.zeros(SR * 60, np.float32)])
+    tr, events, _ = stream(tiny, audio, realtime=False, partials=False)
+    assert check_structure(tr, events)
+    assert tr._audio.n < (T.CONTEXT_WINDOW_S - 10) * SR and not tr._history, tr._audio.n / SR
+
+
 def test_long_file_fast_mode_matches_offline(long_speech, long_offline, long_stream):
     audio, ref, layout = long_speech
     offline = long_offline
@@ -397,6 +416,22 @@ def test_finals_hear_the_committed_utterances_before_them(tiny, long_speech):
     assert with_context >= 4
     assert " ".join(committed) == tr.text
     assert wer(ref, tr.text) <= 0.12, tr.text
+
+
+def test_finals_do_not_depend_on_how_the_audio_was_read(tiny, long_speech):
+    """Context included, the finals are a function of the audio: blocks of 50 ms or 1.3 s, read
+    as they come or all at once, partials or not."""
+    audio, _ = _first_phrases(long_speech)
+    runs = []
+    for block_s, partials in ((0.05, True), (1.3, False), (0.4, True)):
+        ring = RingBuffer(60.0)
+        cap = SimulatedCapture(audio, ring, realtime=False, block_s=block_s)
+        tr = StreamingTranscriber(tiny, ring, latency_budget_s=None, partials=partials)
+        cap.start()
+        tr.run()
+        cap.join(30)
+        runs.append([(f.text, f.start, f.end) for f in tr.finals])
+    assert runs[0] and runs[1] == runs[0] and runs[2] == runs[0]
 
 
 def test_without_context_short_finals_are_prompted_with_the_last_sentence(tiny, long_speech):

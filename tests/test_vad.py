@@ -152,3 +152,21 @@ def test_streaming_vad_boundaries(jfk_samples):
     assert abs(bounds[-1].sample / SR - 12.7) < 0.5
     samples = [b.sample for b in bounds]
     assert samples == sorted(samples)
+
+
+def test_speech_end_when_the_stream_closes(jfk_samples):
+    """jfk.wav ends 0.4 s after the last word on a breath that Silero scores as speech (one
+    frame): closed there, the speech ends where the pause before the breath began, plus the
+    padding; a breath counted as speech (min_speech 0) runs to the end."""
+    with StreamingVad(min_silence_ms=500, speech_pad_ms=200) as v:
+        v.feed(0, jfk_samples)
+        assert v.in_speech and v._silent_since is None    # the last frame is speech
+        end = v.end_if_closed(min_speech=int(0.2 * SR))
+        assert end is not None and 10.5 * SR < end < jfk_samples.size - 0.1 * SR, end / SR
+        assert v.end_if_closed(min_speech=0) is None
+        # in a pause that goes on, the speech ends where it began (plus the padding)
+        v.feed(jfk_samples.size, np.zeros(SR // 5, np.float32))
+        assert v.end_if_closed(min_speech=0) == v._silent_since + v.pad
+    with StreamingVad() as v:
+        v.feed(0, np.zeros(SR, np.float32))
+        assert v.end_if_closed(min_speech=0) is None       # not in speech

@@ -288,7 +288,7 @@ class StreamingTranscriber:
                     yield from self._take(start, x)
                 if self.ring.exhausted:
                     if self._utt_start is not None:
-                        yield from self._finalize(self._audio.end)
+                        yield from self._finalize(self._closing_end())
                     break
                 if x.size and self.ring.available() < _FRAME:
                     yield from self._maybe_partial()
@@ -348,6 +348,9 @@ class StreamingTranscriber:
             self._begin(max(start, self._committed_end))
         yield from self._cut_long(self._audio.end)
         if self._utt_start is None:  # between utterances keep just enough for the padded onset
+            # (the VAD has given every boundary up to its position: the next onset comes after it)
+            if self.vad is not None and self.vad.position is not None:
+                self._forget_before(self.vad.position - self.pad - _FRAME)
             self._audio.drop_before(self._keep_from())
 
     def _cut_long(self, upto: int) -> Iterator[StreamEvent]:
@@ -364,6 +367,13 @@ class StreamingTranscriber:
                 self.vad.split_at(cut)  # the adaptive endpoint measures the new utterance from the cut
             yield from self._finalize(cut, reopen=True)
 
+    def _closing_end(self) -> int:
+        """End of the utterance still open when the stream closes: where its speech ends, as
+        a pause would have ended it, not after a click or breath in the last samples (a final
+        with context read the 0.4 s after jfk's last word as "Okay.")."""
+        end = self.vad.end_if_closed(self.min_speech) if self.vad is not None else None
+        return self._audio.end if end is None else max(self._utt_start, min(end, self._audio.end))
+
     def _keep_from(self) -> int:
         """Oldest sample a future utterance (or the context of its final) may start at: the
         next VAD onset is at or after the VAD's position, and is padded back by ``pad``."""
@@ -372,6 +382,12 @@ class StreamingTranscriber:
         if self._history:  # what is kept depends on the audio only, not on when it was read
             keep = min(keep, self._history[0].start)
         return keep
+
+    def _forget_before(self, first_start: int) -> None:
+        """No utterance to come starts before ``first_start``: committed utterances that began
+        a context window before it can no longer be context (a long silence keeps nothing)."""
+        while self._history and first_start - self._history[0].start > CONTEXT_WINDOW_S * SAMPLE_RATE:
+            self._history.popleft()
 
     def _context(self, start: int, end: int):
         """(first sample, prefix) of the final of the utterance [start, end): the committed
@@ -467,9 +483,8 @@ class StreamingTranscriber:
             segs = self._shift(self._transcribe(self._audio.slice(first, end), tight=tight, final=final,
                                                 prefix=prefix), first, end)
             segs = _without_repeats([s for s in segs if s.text.strip()], self.text)
-            self._history.append(_Committed(start, end, tuple(segs)))
-            while self._history and self._history[0].end < end - WINDOW_SECONDS * SAMPLE_RATE:
-                self._history.popleft()
+            if self.context and self.vad is not None:
+                self._history.append(_Committed(start, end, tuple(segs)))
             for i, seg in enumerate(segs):
                 ev = self._event(FINAL, seg.text.strip(), int(round(seg.start * SAMPLE_RATE)),
                                  int(round(seg.end * SAMPLE_RATE)), (seg,))
@@ -480,6 +495,7 @@ class StreamingTranscriber:
                 yield ev
         if start is not None:
             self._committed_end = max(self._committed_end, end)
+            self._forget_before(self._committed_end)   # the next utterance starts at or after it
         self._audio.drop_before(min(end, self._keep_from()))
         if reopen:
             self._begin(end)

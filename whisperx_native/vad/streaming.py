@@ -88,6 +88,7 @@ class StreamingVad:
         self._probs: deque = deque(maxlen=max(1, int(history_s * SAMPLE_RATE / self.frame)))  # (frame start, p)
         self.in_speech = False
         self._silent_since: Optional[int] = None  # first quiet frame inside speech (absolute sample)
+        self._resumed: Optional[Tuple[int, int]] = None  # (quiet from, speech again from): the last pause
         self._n_silent = 0
         self.speech_frames = 0
 
@@ -155,13 +156,15 @@ class StreamingVad:
         if not self.in_speech:
             if p >= self.threshold:
                 self.in_speech = True
-                self._silent_since, self._n_silent = None, 0
+                self._silent_since, self._n_silent, self._resumed = None, 0, None
                 self.speech_frames = 1
                 self._seg_start = at
                 return VadBoundary("start", max(0, at - self.pad))
             return None
         self.speech_frames += 1
         if p >= self.threshold:
+            if self._silent_since is not None:
+                self._resumed = (self._silent_since, at)
             self._silent_since, self._n_silent = None, 0
         elif p < self.neg_threshold:
             if self._silent_since is None:
@@ -171,9 +174,22 @@ class StreamingVad:
                 return self._end(min(self._silent_since + self.pad, at + self.frame))
         return None
 
+    def end_if_closed(self, min_speech: int) -> Optional[int]:
+        """Where the speech in progress ends if the stream closes now (samples; None: not in
+        speech, or its speech runs to the end): where the pause going on began, or where the
+        last one did when less than ``min_speech`` samples of speech came after it (a click or
+        a breath as the recording stops, not a word), plus the padding."""
+        if not self.in_speech:
+            return None
+        if self._silent_since is not None:
+            return self._silent_since + self.pad
+        if self._resumed is not None and self.position - self._resumed[1] < min_speech:
+            return self._resumed[0] + self.pad
+        return None
+
     def _end(self, sample: int) -> VadBoundary:
         self.in_speech = False
-        self._silent_since, self._n_silent, self._seg_start = None, 0, None
+        self._silent_since, self._n_silent, self._seg_start, self._resumed = None, 0, None, None
         return VadBoundary("end", sample)
 
     def quietest(self, lo: int, hi: int, span: int = 5) -> Optional[int]:
