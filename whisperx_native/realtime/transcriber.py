@@ -393,11 +393,17 @@ class StreamingTranscriber:
         """(first sample, prefix) of the final of the utterance [start, end): the committed
         utterances just before it that fit with it in CONTEXT_WINDOW_S, with their final text
         timed from the first of them (DecodeOptions.prefix). As a long file's chunk gives its
-        later speech the earlier one, heard and already transcribed."""
+        later speech the earlier one, heard and already transcribed.
+
+        Fast replay, streamed minus offline WER pooled over long_speech and bench/corpus.py
+        long_a..long_d: +2.86 points without context, +1.71 with this window (+1.15 with 20 s,
+        +2.86 with 10 s, before context stopped at utterances without text); on long_e and
+        long_f, made afterwards: +0.74 -> -0.82."""
         picked: List[_Committed] = []
         for u in reversed(self._history):
-            if u.start < self._audio.start or end - u.start > CONTEXT_WINDOW_S * SAMPLE_RATE:
-                break  # audio lost in between (an overflow), or no room left
+            if (u.start < self._audio.start or end - u.start > CONTEXT_WINDOW_S * SAMPLE_RATE
+                    or not u.segments):
+                break  # audio lost in between (an overflow), no room left, or audio without text
             picked.append(u)
         if not picked:
             return start, None
@@ -425,7 +431,7 @@ class StreamingTranscriber:
             if prefix:
                 # The committed utterances before this one: their audio ahead of its own (see
                 # _finalize) and their final text as the decoder's prefix, the context a long
-                # file's chunk gives its later speech. Figures in _context.
+                # file's chunk gives its later speech (figures: _context).
                 opts["prefix"] = prefix
             if self.vad is not None:
                 # A VAD utterance is what a long file's chunk is, and is decoded as one: known
@@ -438,7 +444,8 @@ class StreamingTranscriber:
             if (self.condition_on_previous_text and "initial_prompt" not in opts and self.finals
                     and not prefix and audio.size < PROMPT_BELOW_S * SAMPLE_RATE):
                 # No context (the first final, or one after lost audio): the text before the
-                # utterance, as a chunk's earlier speech is to its later speech. Fast replay, streamed WER (offline default): long_speech 8.71 -> 8.36 %
+                # utterance, as a chunk's earlier speech is to its later speech. Fast replay,
+                # streamed WER (offline default): long_speech 8.71 -> 8.36 %
                 # (6.62), bench/corpus.py long_a 21.86 -> 21.23 (18.87), long_b 19.94 -> 17.81
                 # (13.09), long_c 21.85 -> 20.92 (18.46), long_d 20.40 -> 19.78 (17.45). 400
                 # characters on every final made long_speech 10.8 % and long_b 21.3 %: whole
