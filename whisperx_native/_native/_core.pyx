@@ -85,7 +85,7 @@ STATUS = {
     ("whisper_full", -7): "failed to allocate the self-attention KV cache",
     ("whisper_full", -8): "decoder failed while processing the prompt",
     ("whisper_full", -9): "decoder failed",
-    ("whisper_full", -10): "the prefix is too long or holds a token that is not text",
+    ("whisper_full", -10): "the prefix is too long, or holds a token outside the vocabulary or end-of-text",
     ("whisper_tokenize", -1): "more tokens than the buffer holds",
     ("whisper_set_mel", -1): "the mel spectrogram's band count differs from the model's",
     ("whisper_pcm_to_mel", -1): "failed to compute the log mel spectrogram",
