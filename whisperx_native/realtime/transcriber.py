@@ -111,9 +111,8 @@ def _without_repeats(segs: List[Segment], before: str) -> List[Segment]:
 
 @dataclasses.dataclass(frozen=True)
 class _Committed:
-    """An utterance whose final was given: its samples [start, end) and final segments."""
+    """An utterance whose final was given: its first sample and its final segments."""
     start: int
-    end: int
     segments: Tuple[Segment, ...]
 
 
@@ -491,7 +490,7 @@ class StreamingTranscriber:
                                                 prefix=prefix), first, end)
             segs = _without_repeats([s for s in segs if s.text.strip()], self.text)
             if self.context and self.vad is not None:
-                self._history.append(_Committed(start, end, tuple(segs)))
+                self._history.append(_Committed(start, tuple(segs)))
             for i, seg in enumerate(segs):
                 ev = self._event(FINAL, seg.text.strip(), int(round(seg.start * SAMPLE_RATE)),
                                  int(round(seg.end * SAMPLE_RATE)), (seg,))
