@@ -49,3 +49,42 @@ def test_model_memory_lists_states(tiny):
     mem = tiny.memory()
     assert mem["weights"] > 50e6
     assert mem["total"] >= mem["weights"] + sum(sum(s.values()) for s in mem["states"])
+
+
+def test_beam_search_cache_holds_only_the_cells_a_run_writes(tiny_en_ggml):
+    # Beam 5 reallocates the self-attention cache for a window's worst case (1536 cells,
+    # patch 0010), but jfk.wav's run writes a few hundred. The cache's pages stay untouched
+    # (and out of RSS) until written, and clearing zeroes only what was written (patch 0020).
+    code = f"""
+    import json, psutil
+    import whisperx_native as wn
+    from whisperx_native import _native
+    samples = wn.load_audio({str(JFK_WAV)!r})
+    greedy = wn.DecodeOptions(n_threads=2, beam_size=1, language="en", temperature_increment=0.0)
+    beam = greedy.replace(beam_size=5)
+    proc = psutil.Process()
+    ctx = _native.Context({str(tiny_en_ggml)!r})
+    st = ctx.new_state()
+    st.full(samples, greedy)
+    kv_greedy = st.memory()["kv_self_size"]
+    rss0 = proc.memory_info().rss
+    first = st.full(samples, beam)
+    rss1 = proc.memory_info().rss
+    again = st.full(samples, beam)
+    rss2 = proc.memory_info().rss
+    print(json.dumps(dict(kv_greedy=kv_greedy, kv_beam=st.memory()["kv_self_size"],
+                          n_vocab=ctx.n_vocab, growth=rss1 - rss0, growth_again=rss2 - rss1,
+                          same=[s.text for s in first["segments"]] == [s.text for s in again["segments"]])))
+    """
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads(proc.stdout.strip().splitlines()[-1])
+    print({k: (round(v / 1e6, 2) if isinstance(v, int) and v > 1000 else v) for k, v in m.items()})
+    assert m["same"]
+    assert m["kv_beam"] >= 2.5 * m["kv_greedy"]
+    # The four more decoders' host vectors (logits, probs, log-probs: float; top-k pairs:
+    # 16 bytes) are what the beam run adds besides the cache; the greedy cache is freed.
+    decoders = 4 * m["n_vocab"] * (3 * 4 + 16)
+    # With the whole cache resident the growth was kv_beam - kv_greedy + decoders (12 MB).
+    assert m["growth"] < decoders + 0.4 * m["kv_beam"]
+    assert m["growth_again"] < 2e6

@@ -238,6 +238,27 @@ def test_a_trimmed_run_leaves_nothing_for_the_next_full_one(tiny_en_ggml, long_s
     assert len(expected) >= 2 and "ask not what your country" in normalize(" ".join(r[2] for r in expected))
 
 
+@pytest.mark.parametrize("kv", ["f16", "q8_0"])
+def test_clearing_the_written_cells_leaves_a_fresh_cache(tiny_en_ggml, jfk_samples, long_samples, kv) -> None:
+    # 0020: the self-attention cache is zeroed only where the last window wrote (per layer,
+    # its first cells). A short run after long beam and best-of windows, which wrote far
+    # more cells, reads what a fresh state reads: the same tokens and probabilities.
+    opts = wn.DecodeOptions(n_threads=2, beam_size=5)
+
+    def record(segs):
+        return [(s.t0, s.t1, s.text, tuple((t.id, round(t.p, 6)) for t in s.tokens or ())) for s in segs]
+
+    with _native.Context(str(tiny_en_ggml), k_type=kv, v_type=kv) as ctx:
+        with ctx.new_state() as fresh:
+            expected = record(fresh.full(jfk_samples, opts)["segments"])
+        with ctx.new_state() as st:
+            st.full(long_samples[:16000 * 29], opts.replace(max_tokens=0))
+            st.full(long_samples[16000 * 60:16000 * 89], opts.replace(beam_size=1, best_of=8, temperature=0.6,
+                                                                     temperature_increment=0.0))
+            assert record(st.full(jfk_samples, opts)["segments"]) == expected
+    assert "ask not what your country" in normalize(" ".join(r[2] for r in expected))
+
+
 @pytest.mark.parametrize("type_name", ["q8_0", "q4_0"])  # tinyBLAS_Q0 types
 def test_a_products_columns_do_not_depend_on_how_many_are_computed_together(type_name) -> None:
     # 0017: five columns (a beam of five) go through one 4x5 tile pass instead of 4 + 1.
