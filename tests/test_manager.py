@@ -378,7 +378,8 @@ def test_budget_picks_the_variant_that_fits():
     # (q8_0 for small and up on a CPU build, patch 0014) and the process's overhead: small
     # within 400 MB, medium within 700 MB at beam 5; a k-quant where the legacy types of the
     # same size do not fit (bench/memory_table.py measures the picks' peak RSS: small q8_0,
-    # estimated 367 MB native, peaked at 424 MB, its q6_k at 368; medium q4_k at 707, q3_k below).
+    # estimated 367 MB native, peaked at 424 MB, its q6_k at 368; medium q4_k at 707, q3_k below;
+    # since patches 0020 and 0021 they peak lower, the estimates count whole caches).
     from whisperx_native.manager.budget import MB, candidates, fitting
 
     assert candidates("medium.en", ["medium.en"])[-2:] == ["medium.en-q4_0", "medium.en-q3_k"]
@@ -388,5 +389,5 @@ def test_budget_picks_the_variant_that_fits():
     assert picks["small.en"][0] == "small.en-q6_k" and picks["small.en"][1] <= 400 * MB
     assert picks["medium.en"][0] == "medium.en-q3_k" and picks["medium.en"][1] <= 700 * MB
     # with f16 caches not even medium's q3_k fits 700 MB
-    with pytest.raises(wn.MemoryBudgetError, match="medium.en-q3_k: needs ~768 MB"):
+    with pytest.raises(wn.MemoryBudgetError, match="medium.en-q3_k: needs ~752 MB"):
         fitting("medium.en", 700 * MB, 1, ["medium.en"], kv_type="f16")
