@@ -318,6 +318,29 @@ def test_a_products_rows_do_not_depend_on_the_block_that_holds_them(type_name, t
         assert abs(st.memory()["compute_buffer"] - need["conv"]) <= 10_000  # the log rounds to 10 kB
 
 
+def test_the_vocabulary_finds_every_token_by_its_text(tiny_en_ggml) -> None:
+    # 0022: the vocabulary is a vector of texts by id and the ids sorted by text (binary
+    # search) instead of two std::maps (7.5 MB of nodes). Every entry reads back as the file
+    # stores it, and every one-word entry is found by its own text: a word's longest match
+    # is the word (for a text stored twice, the larger id, as the map's last assignment).
+    import re
+
+    from whisperx_native.models.ggml_file import read_vocab
+
+    tokens = read_vocab(tiny_en_ggml)
+    last = {t: i for i, t in enumerate(tokens)}
+    words = [(t.decode(), i) for t, i in last.items() if re.fullmatch(rb" ?[A-Za-z]+", t)]
+    assert len(words) > 30000
+    with _native.Context(str(tiny_en_ggml)) as ctx:
+        assert [ctx.token_bytes(i) for i in range(len(tokens))] == [t.split(b"\0")[0] for t in tokens]  # C strings
+        assert ctx.token_bytes(50257) == b"[_SOT_]" and ctx.token_bytes(ctx.n_vocab - 1) == b"[_TT_1500]"
+        with pytest.raises(wn.OptionError):
+            ctx.token_bytes(ctx.n_vocab)
+        assert [(t, ctx.tokenize(t)) for t, i in words if ctx.tokenize(t) != [i]] == []
+        text = " And so, my fellow Americans: ask not what your country can do for you!"
+        assert b"".join(ctx.token_bytes(i) for i in ctx.tokenize(text)) == text.encode()
+
+
 def test_row_maxima_of_every_length_and_position() -> None:
     # 0018: ggml_vec_max_f32 (the row maximum of softmax and of the tiled flash attention,
     # the encoder's) takes sixteen lanes at a time. The largest value at each position of

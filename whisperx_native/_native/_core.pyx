@@ -527,6 +527,19 @@ cdef class Context:
     def n_vocab(self):
         return w.whisper_n_vocab(self._alive())
 
+    def tokenize(self, str text not None):
+        """whisper.cpp's token ids for ``text``: each word (GPT-2's split) as its longest
+        vocabulary entries from the left, as ``initial_prompt`` and ``prefix`` are read."""
+        return _tokenize(self._alive(), text)
+
+    def token_bytes(self, int token):
+        """The bytes of vocabulary entry ``token`` (special tokens read ``[_SOT_]`` etc.; a C
+        string: the entry of the NUL byte reads empty)."""
+        cdef w.whisper_context * c = self._alive()
+        if not 0 <= token < w.whisper_n_vocab(c):
+            raise OptionError(f"token {token} is outside the vocabulary (0..{w.whisper_n_vocab(c) - 1})")
+        return <bytes>w.whisper_token_to_str(c, token)
+
     def new_state(self):
         """Allocate a fresh per-transcription state (KV caches, compute buffers)."""
         return State(self)
