@@ -22,6 +22,9 @@ packaged CTranslate2 files ours are converted from.
    2 s of silence on each side: the share of clips whose normalised words are the same for
    every copy (ours default and faster-whisper default); and ours on 1, 2 and 4 threads
    (text identical in every clip and on the long files).
+4. WER over six long files (long_a–long_f, seeds 1–6: ~25 minutes, ~4 000 words), one load
+   each: ours default and fast vs faster-whisper default and greedy, per file and pooled
+   (the words of all files in one count), so one file's luck does not decide a comparison.
 
 Writes bench/results/default_race.md and .json.
 """
@@ -203,15 +206,45 @@ def short_and_stability(utts, longs, skip_stability: bool):
     return res
 
 
+LONG_SEEDS = (("long_a", 1), ("long_b", 2), ("long_c", 3), ("long_d", 4), ("long_e", 5), ("long_f", 6))
+
+
+def corpus_wer():
+    """WER per long file and pooled: ours default / fast, faster-whisper default / greedy."""
+    import whisperx_native as wn
+    from faster_whisper import WhisperModel
+
+    ours = wn.Model("tiny.en", n_threads=2, adapt_threads=False)
+    fw = WhisperModel(ct2_dir(), cpu_threads=2)
+    runners = {
+        "ours default": lambda p: ours.transcribe(str(p)).text,
+        "ours fast": lambda p: ours.transcribe(str(p), preset="fast").text,
+        "faster-whisper default": lambda p: " ".join(s.text.strip() for s in fw.transcribe(str(p))[0]),
+        "faster-whisper greedy": lambda p: " ".join(s.text.strip() for s in fw.transcribe(
+            str(p), beam_size=1, temperature=0.0, condition_on_previous_text=False)[0]),
+    }
+    refs, hyps, per_file = [], {k: [] for k in runners}, {}
+    for name, seed in LONG_SEEDS:
+        wav, sentences = corpus.build_long(CACHE, name, seed)
+        refs.append(corpus.normalize(" ".join(x["text"] for x in sentences)))
+        for key, run in runners.items():
+            hyps[key].append(corpus.normalize(run(wav)))
+        per_file[name] = {k: 100 * jiwer.wer(refs[-1], h[-1]) for k, h in hyps.items()}
+        print(name, {k: round(v, 2) for k, v in per_file[name].items()}, flush=True)
+    pooled = {k: 100 * jiwer.wer(refs, h) for k, h in hyps.items()}
+    return {"files": per_file, "pooled": pooled, "words": sum(len(r.split()) for r in refs)}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--skip-stability", action="store_true")
+    ap.add_argument("--skip-corpus-wer", action="store_true", help="skip the six long files' WER (section 4)")
     ap.add_argument("--out", default=str(HERE / "results" / "default_race"))
     args = ap.parse_args(argv)
 
     longs = []
-    for name, seed in (("long_a", 1), ("long_b", 2)):
+    for name, seed in LONG_SEEDS[:2]:
         wav, sentences = corpus.build_long(CACHE, name, seed)
         longs.append((name, wav, " ".join(s["text"] for s in sentences)))
     utts = corpus.build_utterances(CACHE)
@@ -223,6 +256,10 @@ def main(argv=None) -> int:
     wp = whole_process(files, args.rounds)
     print("short clips and stability:", flush=True)
     st = short_and_stability(utts, longs, args.skip_stability)
+    cw = None
+    if not args.skip_corpus_wer:
+        print("WER over six long files:", flush=True)
+        cw = corpus_wer()
 
     lines = [f"# Default decoder race ({time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
              f"{os.cpu_count()} cores, tiny.en)", "",
@@ -247,13 +284,22 @@ def main(argv=None) -> int:
                   f"ours {st['stable_ours']:.1f} % of clips, faster-whisper {st['stable_fw']:.1f} %.",
                   f"Identical text on 1, 2 and 4 threads: {st['threads_identical']:.1f} % of "
                   f"{st['threads_cases']} cases (clips and long files)."]
+    if cw is not None:
+        keys = list(cw["pooled"])
+        lines += ["", f"WER over six long files ({cw['words']} words; one load each, in one process):", "",
+                  "| file | " + " | ".join(keys) + " | fast − greedy | default − default |",
+                  "|---|" + "---:|" * (len(keys) + 2)]
+        for name, v in list(cw["files"].items()) + [("**pooled**", cw["pooled"])]:
+            lines.append(f"| {name} | " + " | ".join(f"{v[k]:.2f}" for k in keys)
+                         + f" | {v['ours fast'] - v['faster-whisper greedy']:+.2f}"
+                         + f" | {v['ours default'] - v['faster-whisper default']:+.2f} |")
     report = "\n".join(lines) + "\n"
     print(report)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text(report)
     out.with_suffix(".json").write_text(json.dumps({"whole_process": {f"{k[0]} | {k[1]}": v for k, v in wp.items()},
-                                                    "clips": st, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                                    "clips": st, "corpus_wer": cw, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
                                                     "machine": platform.platform()}, indent=1))
     return 0
 
