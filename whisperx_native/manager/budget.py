@@ -22,9 +22,10 @@ MB = 1_000_000
 DEFAULT_BUDGET = 700 * MB
 #: A process's peak RSS beyond the estimate of its weights and states: the interpreter with
 #: numpy and this package (~26 MB), whisper.cpp's vocabulary and host-side vectors (the mel,
-#: logits rows), ggml-cpu's work buffer. bench/memory_table.py measured 42..65 MB at beam 5
-#: from medium to tiny.en (2026-11-28, after patch 0016); the largest, rounded up.
-PROCESS_OVERHEAD = 66 * MB
+#: logits rows), ggml-cpu's work buffer. bench/memory_table.py measured at most 41 MB at beam 5
+#: (tiny.en; small 9..14, medium below its estimate: the self cache is resident only where
+#: written) on 2026-11-29, after patches 0020-0022; the largest, rounded up.
+PROCESS_OVERHEAD = 42 * MB
 #: Default decoding is beam search of 5: budget for it.
 BUDGET_BEAM_SIZE = 5
 #: Tried in this order when a model is over budget (registry names only).
