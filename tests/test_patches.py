@@ -341,6 +341,28 @@ def test_the_vocabulary_finds_every_token_by_its_text(tiny_en_ggml) -> None:
         assert b"".join(ctx.token_bytes(i) for i in ctx.tokenize(text)) == text.encode()
 
 
+def test_threads_that_sleep_at_barriers_compute_what_one_thread_does(tiny_en_ggml, jfk_samples) -> None:
+    # 0023: a thread waiting at a barrier spins a while, then sleeps until the last thread
+    # arrives. Eight threads on this machine's two cores wait long at every node, so most
+    # waits end asleep: the products and a whole transcription must be what one thread gives,
+    # and nothing may hang (bench/busy_machine.py measures the time it saves).
+    rng = np.random.default_rng(23)
+    from whisperx_native.models.ggml_file import ggml_type
+
+    type_id = ggml_type("q8_0").id
+    block, size, _ = _native._core.quant_type_info(type_id)
+    q = np.zeros(1536 * 384 // block * size, dtype=np.uint8)
+    _native._core.quantize_rows(type_id, rng.standard_normal((1536, 384), dtype=np.float32), q)
+    x = rng.standard_normal((300, 384), dtype=np.float32)
+    one = _native._core.mul_mat(type_id, q, 1536, x, n_threads=1)
+    for _ in range(20):
+        assert np.array_equal(_native._core.mul_mat(type_id, q, 1536, x, n_threads=8), one)
+    opts = wn.DecodeOptions(beam_size=5, language="en")
+    with _native.Context(str(tiny_en_ggml)) as ctx, ctx.new_state() as st:
+        texts = [[s.text for s in st.full(jfk_samples, opts.replace(n_threads=n))["segments"]] for n in (1, 8)]
+    assert texts[0] == texts[1] and "ask not what your country" in normalize(" ".join(texts[0]))
+
+
 def test_row_maxima_of_every_length_and_position() -> None:
     # 0018: ggml_vec_max_f32 (the row maximum of softmax and of the tiled flash attention,
     # the encoder's) takes sixteen lanes at a time. The largest value at each position of
