@@ -167,16 +167,19 @@ def variants(wav: Path, tmp: Path):
     return out
 
 
+def fw_transcript(fw, path, **options) -> str:
+    """faster-whisper's text of ``path`` (its segments joined)."""
+    segs, _ = fw.transcribe(str(path), **options)
+    return " ".join(s.text.strip() for s in segs)
+
+
 def short_and_stability(utts, longs, skip_stability: bool):
     import whisperx_native as wn
     from faster_whisper import WhisperModel
 
     ours = wn.Model("tiny.en", adapt_threads=False)
     fw = WhisperModel(ct2_dir())
-
-    def fw_text(path):
-        segs, _ = fw.transcribe(str(path))
-        return " ".join(s.text.strip() for s in segs)
+    fw_text = lambda path: fw_transcript(fw, path)  # noqa: E731
 
     refs = " ".join(t for _, t in utts)
     res = {
@@ -219,9 +222,9 @@ def corpus_wer():
     runners = {
         "ours default": lambda p: ours.transcribe(str(p)).text,
         "ours fast": lambda p: ours.transcribe(str(p), preset="fast").text,
-        "faster-whisper default": lambda p: " ".join(s.text.strip() for s in fw.transcribe(str(p))[0]),
-        "faster-whisper greedy": lambda p: " ".join(s.text.strip() for s in fw.transcribe(
-            str(p), beam_size=1, temperature=0.0, condition_on_previous_text=False)[0]),
+        "faster-whisper default": lambda p: fw_transcript(fw, p),
+        "faster-whisper greedy": lambda p: fw_transcript(fw, p, beam_size=1, temperature=0.0,
+                                                         condition_on_previous_text=False),
     }
     refs, hyps, per_file = [], {k: [] for k in runners}, {}
     for name, seed in LONG_SEEDS:

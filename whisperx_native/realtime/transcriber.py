@@ -88,6 +88,8 @@ _WORD = re.compile(r"[\w']+")
 #: A final's segment of at most this many words that repeats the words just before it is
 #: dropped (see _without_repeats).
 MAX_REPEAT_WORDS = 5
+#: The committed text _without_repeats compares with: its last MAX_REPEAT_WORDS words.
+REPEAT_TAIL_CHARS = 1000
 
 
 def _words(text: str) -> List[str]:
@@ -271,6 +273,17 @@ class StreamingTranscriber:
         """The committed (final) transcript so far."""
         return " ".join(e.text for e in self.finals)
 
+    def _text_tail(self, n_chars: int) -> str:
+        """``self.text[-n_chars:]`` from the last finals only: read at every final, the whole
+        transcript would cost a join (and a word scan) that grows with the stream."""
+        parts, size = [], 0
+        for e in reversed(self.finals):
+            parts.append(e.text)
+            size += len(e.text) + 1
+            if size > n_chars:
+                break
+        return " ".join(reversed(parts))[-n_chars:]
+
     @property
     def level(self) -> int:
         """Current economy level (0 = normal; see governor.py)."""
@@ -449,7 +462,7 @@ class StreamingTranscriber:
                 # (13.09), long_c 21.85 -> 20.92 (18.46), long_d 20.40 -> 19.78 (17.45). 400
                 # characters on every final made long_speech 10.8 % and long_b 21.3 %: whole
                 # sentences lost after the first one of long utterances.
-                opts["initial_prompt"] = self.text[-PROMPT_CHARS:]
+                opts["initial_prompt"] = self._text_tail(PROMPT_CHARS)
         else:
             opts = dict(self.options)
             opts.setdefault("audio_ctx", audio_ctx_for(audio.size / SAMPLE_RATE, headroom=0 if tight else 64))
@@ -488,7 +501,7 @@ class StreamingTranscriber:
                 first, prefix = self._context(start, end)
             segs = self._shift(self._transcribe(self._audio.slice(first, end), tight=tight, final=final,
                                                 prefix=prefix), first, end)
-            segs = _without_repeats([s for s in segs if s.text.strip()], self.text)
+            segs = _without_repeats([s for s in segs if s.text.strip()], self._text_tail(REPEAT_TAIL_CHARS))
             if self.context and self.vad is not None:
                 self._history.append(_Committed(start, tuple(segs)))
             for i, seg in enumerate(segs):
