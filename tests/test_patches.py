@@ -418,3 +418,85 @@ def test_a_prefix_too_long_for_the_room_keeps_its_last_texts(tiny_en_ggml, jfk_s
                          (tuple((0.0, 0.0, "x") for _ in range(80)), wn.OptionError)):
             with pytest.raises(err):
                 model.transcribe(jfk_samples, prefix=bad)
+
+
+def test_gelu_sixteen_at_a_time_is_the_row_loop() -> None:
+    # 0024: ggml's GELU (a lookup in its F16 table) takes sixteen values at a time. Every
+    # number the table can be asked for, the midpoints between them (where rounding to F16
+    # ties), the edges at +-10 and NaN must give what the one-at-a-time loop gives, bit for
+    # bit: a one-value row never reaches the vector path.
+    h = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
+    h = h[np.isfinite(h)]
+    s = np.sort(h)
+    mid = ((s[1:].astype(np.float64) + s[:-1]) / 2).astype(np.float32)
+    edges = np.nextafter(np.float32([-10, 10]), np.float32([[-np.inf], [np.inf]])).ravel()
+    x = np.concatenate([h, mid, edges, np.float32([-10, 10, -10.5, 10.5, 0.0, -0.0, np.inf, -np.inf])])
+    rng = np.random.default_rng(24)
+    x = x[rng.permutation(x.size)]
+    nan_at = x.size - 1000  # a NaN late in the row: the loop takes over from its block
+    x = np.insert(x, nan_at, np.nan)
+    one_at_a_time = _native._core.gelu(x.reshape(-1, 1)).ravel()
+    for n_threads in (1, 2):
+        row = _native._core.gelu(x.reshape(1, -1), n_threads=n_threads).ravel()
+        assert np.array_equal(row.view(np.uint32), one_at_a_time.view(np.uint32))
+    rows = _native._core.gelu(x[:nan_at - nan_at % 37].reshape(-1, 37))  # tails of 5 after two blocks
+    assert np.array_equal(rows.ravel().view(np.uint32), one_at_a_time[:rows.size].view(np.uint32))
+    fine = np.abs(x) < 9
+    xf = x[fine].astype(np.float64)
+    exact = 0.5 * xf * (1 + np.tanh(np.sqrt(2 / np.pi) * (xf + 0.044715 * xf ** 3)))
+    assert np.allclose(one_at_a_time[fine], exact, rtol=2e-3, atol=2e-3)  # the table's F16 precision
+
+
+def _attention(q, k, v, mask, scale):
+    """Attention in float64, Q rounded to F16 where the kernel rounds it."""
+    heads, kv_heads = q.shape[0], k.shape[0]
+    k64, v64 = k.astype(np.float64), v.astype(np.float64)
+    out = np.zeros((q.shape[1], heads, v.shape[2]))
+    for h in range(heads):
+        s = q[h].astype(np.float64) @ k64[h // (heads // kv_heads)].T * scale
+        if mask is not None:
+            s = s + mask.astype(np.float64)
+        m = s.max(axis=1, keepdims=True)
+        e = np.where(np.isfinite(m), np.exp(s - np.where(np.isfinite(m), m, 0)), 0.0)
+        tot = e.sum(axis=1, keepdims=True)
+        out[:, h] = np.divide(e @ v64[h // (heads // kv_heads)], tot, out=np.zeros((e.shape[0], v.shape[2])),
+                              where=tot > 0)
+    return out
+
+
+@pytest.mark.parametrize("d", [64, 40])  # whisper's head size (the vector path); another
+def test_flash_attention_of_decoder_rows(d) -> None:
+    # 0025: the decoder's flash attention (F16 caches, a few rows) goes through the keys in
+    # blocks of 256, every row of a head together, its exps taken per block and its values
+    # summed in F32. Against float64 attention: block edges, a key masked everywhere, a
+    # block masked for a row, a row with every key masked (zeros), grouped heads, more rows
+    # than one group holds and the tiled path (64 rows and up). And a row's result must not
+    # depend on the rows beside it or the thread count, bit for bit.
+    rng = np.random.default_rng(25)
+    for rows, n_kv, heads, kv_heads in ((1, 1, 1, 1), (5, 17, 3, 3), (5, 256, 2, 1), (9, 257, 2, 2),
+                                        (5, 1500, 6, 6), (70, 300, 2, 2)):
+        q = rng.standard_normal((heads, rows, d)).astype(np.float32)
+        q16 = q.astype(np.float16).astype(np.float32) if rows < 64 else q
+        k = rng.standard_normal((kv_heads, n_kv, d)).astype(np.float16)
+        v = rng.standard_normal((kv_heads, n_kv, d)).astype(np.float16)
+        mask = np.where(rng.random((rows, n_kv)) < 0.3, -np.inf, 0.0).astype(np.float16)
+        mask[:, 0] = -np.inf
+        if n_kv > 256:
+            mask[0, :256] = -np.inf
+        mask[-1] = -np.inf if rows > 1 else mask[-1]
+        scale = 1 / np.sqrt(d)
+        for m in (None, mask):
+            got = _native._core.flash_attn(q, k.view(np.uint16), v.view(np.uint16),
+                                           None if m is None else m.view(np.uint16), scale)
+            ref = _attention(q16, k, v, m, scale)
+            assert np.abs(got - ref).max() < 2e-3, (rows, n_kv, heads, m is None)
+        if rows > 1:
+            assert np.all(got[-1] == 0)  # every key masked
+        if rows < 64:
+            whole = [_native._core.flash_attn(q, k.view(np.uint16), v.view(np.uint16), mask.view(np.uint16), scale,
+                                              n_threads=n) for n in (1, 2, 3)]
+            alone = np.concatenate([_native._core.flash_attn(q[:, r:r + 1].copy(), k.view(np.uint16),
+                                                             v.view(np.uint16), mask[r:r + 1].view(np.uint16),
+                                                             scale) for r in range(rows)])
+            for w in whole:
+                assert np.array_equal(w, alone)

@@ -2,10 +2,10 @@
 #
 # whisperx_native.models.quantize streams a model tensor by tensor and calls
 # quantize_rows for each 2-D weight; everything else (file layout, which tensors,
-# atomic writing) stays in Python. mul_mat and soft_max run one ggml node on the CPU, for
-# the tests of our kernel patches.
+# atomic writing) stays in Python. mul_mat, soft_max, gelu and flash_attn run one ggml node
+# on the CPU, for the tests of our kernel patches.
 
-from libc.stdint cimport uint8_t
+from libc.stdint cimport uint8_t, uint16_t
 from libc.string cimport memcpy, memset
 
 import numpy as _np
@@ -137,3 +137,72 @@ def soft_max(const float[:, ::1] x not None, int n_threads=1):
     finally:
         w.ggml_free(ctx)
     return out
+
+
+def gelu(const float[:, ::1] x not None, int n_threads=1):
+    """ggml's GELU of each value of ``x`` (one ``ggml_gelu`` node: its F16 table, a row at a
+    time). Returns float32 of ``x``'s shape."""
+    cdef int64_t rows = x.shape[0]
+    cdef int64_t n = x.shape[1]
+    if rows <= 0 or n <= 0:
+        raise OptionError(f"a GELU of {rows} rows of {n} values")
+    if n_threads < 1:
+        raise OptionError("n_threads must be at least 1")
+    out = _np.empty((rows, n), dtype=_np.float32)
+    cdef w.ggml_context * ctx = _kernel_context(2 * rows * n * sizeof(float))
+    cdef w.ggml_tensor * a
+    try:
+        with nogil:
+            a = w.ggml_new_tensor_2d(ctx, w.GGML_TYPE_F32, n, rows)
+            memcpy(a.data, &x[0, 0], w.ggml_nbytes(a))
+        _run_node(ctx, w.ggml_gelu(ctx, a), out, n_threads)
+    finally:
+        w.ggml_free(ctx)
+    return out
+
+
+def flash_attn(const float[:, :, ::1] q not None, const uint16_t[:, :, ::1] k not None,
+               const uint16_t[:, :, ::1] v not None, const uint16_t[:, ::1] mask=None, float scale=1.0,
+               int n_threads=1):
+    """ggml's CPU flash attention (one ``ggml_flash_attn_ext`` node). ``q`` is float32
+    ``[heads, rows, dk]``; ``k`` and ``v`` are F16 (a float16 array's ``.view(np.uint16)``)
+    ``[kv_heads, n_kv, dk]`` and ``[kv_heads, n_kv, dv]``; ``mask``, F16 ``[rows, n_kv]``, is
+    added to the scaled scores (-inf hides a key). Returns float32 ``[rows, heads, dv]``."""
+    cdef int64_t heads = q.shape[0], rows = q.shape[1], dk = q.shape[2]
+    cdef int64_t kv_heads = k.shape[0], n_kv = k.shape[1], dv = v.shape[2]
+    if min(heads, rows, dk, kv_heads, n_kv, dv) <= 0:
+        raise OptionError("flash_attn needs non-empty q, k and v")
+    if k.shape[2] != dk or v.shape[0] != kv_heads or v.shape[1] != n_kv or heads % kv_heads:
+        raise OptionError(f"shapes do not fit: q ({heads}, {rows}, {dk}), k ({k.shape[0]}, {k.shape[1]}, {k.shape[2]}), "
+                          f"v ({v.shape[0]}, {v.shape[1]}, {v.shape[2]})")
+    if mask is not None and (mask.shape[0] != rows or mask.shape[1] != n_kv):
+        raise OptionError(f"mask must be [{rows}, {n_kv}], got [{mask.shape[0]}, {mask.shape[1]}]")
+    if n_threads < 1:
+        raise OptionError("n_threads must be at least 1")
+    out = _np.empty((rows * heads, dv), dtype=_np.float32)
+    # the tensors, and the work buffer of the tiled path: per thread a few 64-row tiles and
+    # one head's K and V in F32
+    cdef size_t data = (heads * rows * dk + 2 * rows * heads * dv) * sizeof(float) + kv_heads * n_kv * (dk + dv) * 2
+    data += rows * n_kv * 2 + n_threads * sizeof(float) * (64 * (2 * dk + 2 * dv) + 2 * 64 * 64
+                                                          + ((n_kv + 63) // 64) * 64 * (dk + dv) + 64)
+    cdef w.ggml_context * ctx = _kernel_context(data)
+    cdef w.ggml_tensor * tq
+    cdef w.ggml_tensor * tk
+    cdef w.ggml_tensor * tv
+    cdef w.ggml_tensor * tm = NULL
+    try:
+        with nogil:
+            tq = w.ggml_new_tensor_3d(ctx, w.GGML_TYPE_F32, dk, rows, heads)
+            tk = w.ggml_new_tensor_3d(ctx, w.GGML_TYPE_F16, dk, n_kv, kv_heads)
+            tv = w.ggml_new_tensor_3d(ctx, w.GGML_TYPE_F16, dv, n_kv, kv_heads)
+            memcpy(tq.data, &q[0, 0, 0], w.ggml_nbytes(tq))
+            memcpy(tk.data, &k[0, 0, 0], w.ggml_nbytes(tk))
+            memcpy(tv.data, &v[0, 0, 0], w.ggml_nbytes(tv))
+        if mask is not None:
+            with nogil:
+                tm = w.ggml_new_tensor_2d(ctx, w.GGML_TYPE_F16, n_kv, rows)
+                memcpy(tm.data, &mask[0, 0], w.ggml_nbytes(tm))
+        _run_node(ctx, w.ggml_flash_attn_ext(ctx, tq, tk, tv, tm, scale, 0.0, 0.0), out, n_threads)
+    finally:
+        w.ggml_free(ctx)
+    return out.reshape(rows, heads, dv)

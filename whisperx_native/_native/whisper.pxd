@@ -31,7 +31,7 @@ cdef extern from "ggml.h" nogil:
                                 const float * imatrix)
     void    ggml_quantize_init(ggml_type type)
 
-    # One-node graphs for kernel checks (quantize.pxi's mul_mat and soft_max)
+    # One-node graphs for kernel checks (quantize.pxi's mul_mat, soft_max, gelu and flash_attn)
     struct ggml_context
     struct ggml_cgraph
     struct ggml_tensor:
@@ -50,6 +50,10 @@ cdef extern from "ggml.h" nogil:
     ggml_tensor * ggml_new_tensor_2d(ggml_context * ctx, ggml_type type, int64_t ne0, int64_t ne1)
     ggml_tensor * ggml_mul_mat(ggml_context * ctx, ggml_tensor * a, ggml_tensor * b)
     ggml_tensor * ggml_soft_max(ggml_context * ctx, ggml_tensor * a)
+    ggml_tensor * ggml_gelu(ggml_context * ctx, ggml_tensor * a)
+    ggml_tensor * ggml_new_tensor_3d(ggml_context * ctx, ggml_type type, int64_t ne0, int64_t ne1, int64_t ne2)
+    ggml_tensor * ggml_flash_attn_ext(ggml_context * ctx, ggml_tensor * q, ggml_tensor * k, ggml_tensor * v,
+                                      ggml_tensor * mask, float scale, float max_bias, float logit_softcap)
     ggml_cgraph * ggml_new_graph(ggml_context * ctx)
     void          ggml_build_forward_expand(ggml_cgraph * cgraph, ggml_tensor * tensor)
 
