@@ -182,6 +182,22 @@ def test_stdout_json_and_the_console_script(tiny_en_ggml, api_text):
     assert proc.stderr == ""
 
 
+def test_the_command_starts_no_blas_threads():
+    # The command never calls BLAS, so numpy's OpenBLAS threads would only spin at start-up
+    # (~0.07 cpu-s): the entry point (__main__.run, also the console script's) asks for one
+    # unless the user chose a count.
+    code = ("import os, sys\nimport whisperx_native.__main__ as entry\nsys.argv = ['whisperx-native', 'info']\n"
+            "rc = entry.run()\nprint(rc, len(os.listdir('/proc/self/task')), os.environ['OPENBLAS_NUM_THREADS'])")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
+                         cwd=tempfile.gettempdir()).stdout.split()
+    assert out[-3:] == ["0", "1", "1"]  # exit 0, the main thread alone
+    env["OPENBLAS_NUM_THREADS"] = "2"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
+                         cwd=tempfile.gettempdir()).stdout.split()
+    assert out[-3:][0] == "0" and out[-1] == "2"
+
+
 def test_44k_stereo_and_a_corrupt_file_among_good_ones(tiny_en_ggml, tmp_path, jfk_samples, api_text):
     stereo = soxr.resample(jfk_samples, 16000, 44100)
     sf.write(str(tmp_path / "stereo44k.wav"), np.stack([stereo, 0.5 * stereo], axis=1), 44100)
