@@ -343,8 +343,8 @@ def test_adaptive_endpoint_finalizes_each_sentence_of_a_pauseless_run(tiny, long
 
 def test_final_keeps_a_sentence_after_a_short_one_in_the_same_utterance(tiny, jfk_samples, long_speech):
     """jfk's last phrase, a 0.1 s pause, then a sentence: one utterance. Decoded as a plain
-    clip, tiny.en closes the first sentence with a single timestamp at the end of the audio and
-    whisper skips the rest of the window as silence: the second sentence is lost. A final is
+    clip, tiny.en can close the first sentence with a single timestamp at the end of the audio
+    and whisper then skips the rest of the window as silence: the second sentence is lost. A final is
     VAD speech and is decoded as the long-form path decodes a chunk (``speech_only``: resume at
     that timestamp; ``window_start_limit_ms``: no window on the trailing padding), so both
     sentences are kept."""
@@ -360,11 +360,11 @@ def test_final_keeps_a_sentence_after_a_short_one_in_the_same_utterance(tiny, jf
     assert wer(ref, tr.text) <= 0.15, tr.text
     second_end = 0.5 + 3.1 + 0.1 + 0.1 + ph["end"] - ph["start"]
     assert finals[-1].end > second_end - 1.0, finals   # the second sentence's final, at its time
-    # what this guards against: the same stream with finals decoded as plain clips (and a plain
-    # decode of the clip) loses the second sentence
+    # what this guards against: the same stream with finals decoded as plain clips loses the
+    # second sentence. (A plain decode of the whole clip lost it too until patch 0025 changed
+    # the decoder's rounding; whether that single timestamp comes is a knife's edge.)
     tr, events, _ = stream(tiny, clip, realtime=False, partials=False, speech_only=False, window_start_limit_ms=0)
     assert wer(ref, tr.text) > 0.5, tr.text
-    assert wer(ref, tiny.transcribe(clip, language="en").text) > 0.5
 
 
 class _Recording:
