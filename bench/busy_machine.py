@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE))
 import corpus  # noqa: E402
 from speech import JFK_WAV  # noqa: E402
 
-CACHE = Path(os.environ.get("WHISPERX_NATIVE_BENCH_CACHE", Path.home() / ".cache" / "whisperx_native-bench"))
+CACHE = corpus.CACHE
 
 CHILD = """
 import json, sys, time

@@ -16,6 +16,7 @@ Everything is seeded: the same files on every machine with the same espeak-ng.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import wave
@@ -27,6 +28,9 @@ import numpy as np
 from speech import JFK_TEXT, JFK_WAV, PARAGRAPHS, write_pcm16
 
 SR = 16000
+#: Where the standalone benches (default_race, word_timing, busy_machine, long_file_memory) keep
+#: the corpus they build; bench/test_bench.py's runs keep theirs under build/.
+CACHE = Path(os.environ.get("WHISPERX_NATIVE_BENCH_CACHE", Path.home() / ".cache" / "whisperx_native-bench"))
 
 MORE = [
     "The weather service expects heavy rain in the northern valleys by the end of the week.",

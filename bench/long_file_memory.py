@@ -30,8 +30,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 from runners import _PROBE  # noqa: E402 - Linux carries peak RSS across fork and exec: a probe in between
+import corpus  # noqa: E402
 
-CACHE = Path.home() / ".cache" / "whisperx_native-bench"
+CACHE = corpus.CACHE
 JFK = REPO / "vendor" / "whisper.cpp" / "samples" / "jfk.wav"
 #: bench/corpus.py's long files (name, seed), as bench/default_race.py builds them.
 LONG_FILES = (("long_a", 1), ("long_b", 2))
@@ -56,9 +57,8 @@ def hour_flac(cache: Path = CACHE, seconds: float = 3600.0) -> Path:
         return path
     import soundfile as sf
 
-    from corpus import build_long
 
-    parts = [build_long(cache, name, seed)[0] for name, seed in LONG_FILES]
+    parts = [corpus.build_long(cache, name, seed)[0] for name, seed in LONG_FILES]
     pieces, n, i = [], 0, 0
     while n < seconds * 16000:
         x, sr = sf.read(parts[i % 2], dtype="int16")
@@ -89,9 +89,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--skip-hour", action="store_true")
     args = ap.parse_args(argv)
-    from corpus import build_long
 
-    files = [("jfk.wav (11 s)", JFK), ("long_a.wav (4 min)", build_long(CACHE, *LONG_FILES[0])[0])]
+    files = [("jfk.wav (11 s)", JFK), ("long_a.wav (4 min)", corpus.build_long(CACHE, *LONG_FILES[0])[0])]
     if not args.skip_hour:
         files.append(("long_hour.flac (1 h)", hour_flac()))
     rows = []

@@ -50,7 +50,7 @@ sys.path.insert(0, str(HERE))
 
 import corpus  # noqa: E402
 
-CACHE = Path(os.environ.get("WHISPERX_NATIVE_BENCH_CACHE", Path.home() / ".cache" / "whisperx_native-bench"))
+CACHE = corpus.CACHE
 
 #: (start, end, text) of one recognised word, seconds in the file.
 HypWord = Tuple[float, float, str]

@@ -117,48 +117,41 @@ def mul_mat(int type_id, const uint8_t[::1] weights not None, int64_t rows, cons
     return out
 
 
-def soft_max(const float[:, ::1] x not None, int n_threads=1):
-    """The softmax of each row of ``x`` by ggml's CPU kernel (one ``ggml_soft_max`` node;
-    its row maximum is ggml_vec_max_f32's). Returns float32 of ``x``'s shape."""
+ctypedef w.ggml_tensor * (*_row_op)(w.ggml_context * ctx, w.ggml_tensor * a) noexcept nogil
+
+
+cdef object _rows_node(const float[:, ::1] x, int n_threads, _row_op op, str what):
+    """``op`` (a one-input ggml node that keeps its input's shape) over the rows of ``x``."""
     cdef int64_t rows = x.shape[0]
     cdef int64_t n = x.shape[1]
     if rows <= 0 or n <= 0:
-        raise OptionError(f"a softmax of {rows} rows of {n} values")
+        raise OptionError(f"a {what} of {rows} rows of {n} values")
     if n_threads < 1:
         raise OptionError("n_threads must be at least 1")
     out = _np.empty((rows, n), dtype=_np.float32)
+    # the input, the output and a row of work per thread (softmax's)
     cdef w.ggml_context * ctx = _kernel_context(2 * rows * n * sizeof(float) + n_threads * n * sizeof(float))
     cdef w.ggml_tensor * a
     try:
         with nogil:
             a = w.ggml_new_tensor_2d(ctx, w.GGML_TYPE_F32, n, rows)
             memcpy(a.data, &x[0, 0], w.ggml_nbytes(a))
-        _run_node(ctx, w.ggml_soft_max(ctx, a), out, n_threads)
+        _run_node(ctx, op(ctx, a), out, n_threads)
     finally:
         w.ggml_free(ctx)
     return out
+
+
+def soft_max(const float[:, ::1] x not None, int n_threads=1):
+    """The softmax of each row of ``x`` by ggml's CPU kernel (one ``ggml_soft_max`` node;
+    its row maximum is ggml_vec_max_f32's). Returns float32 of ``x``'s shape."""
+    return _rows_node(x, n_threads, w.ggml_soft_max, "softmax")
 
 
 def gelu(const float[:, ::1] x not None, int n_threads=1):
     """ggml's GELU of each value of ``x`` (one ``ggml_gelu`` node: its F16 table, a row at a
     time). Returns float32 of ``x``'s shape."""
-    cdef int64_t rows = x.shape[0]
-    cdef int64_t n = x.shape[1]
-    if rows <= 0 or n <= 0:
-        raise OptionError(f"a GELU of {rows} rows of {n} values")
-    if n_threads < 1:
-        raise OptionError("n_threads must be at least 1")
-    out = _np.empty((rows, n), dtype=_np.float32)
-    cdef w.ggml_context * ctx = _kernel_context(2 * rows * n * sizeof(float))
-    cdef w.ggml_tensor * a
-    try:
-        with nogil:
-            a = w.ggml_new_tensor_2d(ctx, w.GGML_TYPE_F32, n, rows)
-            memcpy(a.data, &x[0, 0], w.ggml_nbytes(a))
-        _run_node(ctx, w.ggml_gelu(ctx, a), out, n_threads)
-    finally:
-        w.ggml_free(ctx)
-    return out
+    return _rows_node(x, n_threads, w.ggml_gelu, "GELU")
 
 
 def flash_attn(const float[:, :, ::1] q not None, const uint16_t[:, :, ::1] k not None,
