@@ -142,3 +142,68 @@ def test_results_do_not_depend_on_the_thread_count(tiny, varied_speech, preset, 
     one, two = run(1), run(2)
     assert one[0] == two[0]
     assert one == two
+
+
+def _looping(token):
+    """A logits filter that makes the model say ``token`` forever; counts its steps."""
+    steps = []
+
+    def f(tokens, logits):
+        arr = np.asarray(logits)
+        arr[:] = -np.inf
+        arr[token] = 0.0
+        steps.append(len(tokens))
+
+    return f, steps
+
+
+@pytest.mark.parametrize("beam_size", [1, 5])
+@pytest.mark.parametrize("seconds", [1, 4])
+def test_a_loop_stops_at_the_token_limit_of_its_window(scripted_state, beam_size, seconds) -> None:
+    """vendor/patches/0026: a window samples at most max_tokens_per_second x (its audio + 1 s)
+    tokens; without the limit a loop runs to whisper.cpp's n_text_ctx/2 - 4 = 220."""
+    st, _ = scripted_state
+    audio = np.random.default_rng(0).normal(0, 1e-3, seconds * wn.SAMPLE_RATE).astype(np.float32)
+    lengths = {}
+    for rate in (0.0, 20.0, 7.5):
+        f, steps = _looping(A)
+        o = DecodeOptions(language="en", n_threads=1, timestamps=False, temperature_increment=0.0,
+                          beam_size=beam_size, best_of=beam_size, max_tokens_per_second=rate)
+        st.full(audio, o, logits_filter=f)
+        lengths[rate] = max(steps) + 1
+    assert lengths == {0.0: 220, 20.0: 20 * (seconds + 1), 7.5: math.ceil(7.5 * (seconds + 1))}
+
+
+def test_a_damaged_model_stops_at_the_token_limit(tiny_en_ggml, jfk_samples, tmp_path) -> None:
+    """One weight of the token embedding set to 36.4 (the fuzz campaign's model-20459) makes
+    tiny.en say "lip" over and over. On a 1 s clip the loop ends at 40 tokens, not 220."""
+    from whisperx_native.models.ggml_file import validate
+
+    emb = next(t for t in validate(tiny_en_ggml).tensors if t.name == "decoder.token_embedding.weight")
+    assert emb.type.name == "f16"
+    damaged = tmp_path / "damaged.bin"
+    data = bytearray(Path(tiny_en_ggml).read_bytes())
+    at = emb.offset + 2 * (10645 * emb.ne[0] + 75)
+    data[at:at + 2] = np.float16(36.4).tobytes()
+    damaged.write_bytes(bytes(data))
+    clip = jfk_samples[: wn.SAMPLE_RATE]
+    with wn.Model(damaged, n_threads=1, adapt_threads=False) as m:
+        def n_tokens(**opts):
+            r = m.transcribe(clip, preset="fast", language="en", **opts)
+            return r.text, sum(len(s.tokens) for s in r.segments)
+
+        loop, n_loop = n_tokens(max_tokens_per_second=0)
+        capped, n_capped = n_tokens()
+    assert loop.split()[:5] == ["lip"] * 5 and n_loop > 200
+    assert capped.split()[:5] == ["lip"] * 5 and n_capped <= 40
+
+
+def test_the_token_limit_leaves_speech_alone(tiny, jfk_samples) -> None:
+    """jfk.wav is about 2.5 tokens a second: the same tokens and times with and without the
+    limit, greedy and beam search, for the whole clip and for its first 2 s."""
+    for clip in (jfk_samples, jfk_samples[: 2 * wn.SAMPLE_RATE]):
+        for preset in (None, "fast"):
+            runs = [tiny.transcribe(clip, preset=preset, language="en", n_threads=1, max_tokens_per_second=r)
+                    for r in (0.0, 20.0)]
+            a, b = ([(s.start, s.end, [(t.id, t.p) for t in s.tokens]) for s in r.segments] for r in runs)
+            assert a == b and runs[0].text

@@ -55,6 +55,10 @@ class DecodeOptions:
     # temperature is tried (faster-whisper's test; 0 turns it off).
     compression_ratio_threshold: float = 2.4
     no_speech_threshold: float = 0.6
+    # A window samples at most this many tokens per second of its audio, plus a second's
+    # worth; a decoder caught in a loop fails there, as at whisper.cpp's 220 (0: only that).
+    # Speech needs under ten a second (vendor/patches/0026).
+    max_tokens_per_second: float = 20.0
     initial_prompt: Optional[str] = None
     carry_initial_prompt: bool = False
     # True (whisper.cpp's default): each call starts without the text of the state's previous

@@ -230,6 +230,7 @@ _FLOATS = {
     "patience": (1.0, MAX_DECODERS),          # beam_size x patience hypotheses, at most 8 kept
     "length_penalty": (0.0, 10.0),
     "compression_ratio_threshold": (0.0, FLOAT_LIMIT),
+    "max_tokens_per_second": (0.0, FLOAT_LIMIT),
 }
 
 _STR_LIMITS = {"language": 32}

@@ -1051,6 +1051,7 @@ cdef int _fill_params(w.whisper_full_params * p, object o, list keep) except -1:
     p.token_timestamps = bool(o.token_timestamps)
     p.dtw_token_timestamps = bool(getattr(o, "word_timestamps", False))
     p.window_start_limit_ms = int(getattr(o, "window_start_limit_ms", 0) or 0)
+    p.max_tokens_per_second = float(getattr(o, "max_tokens_per_second", 0.0) or 0.0)
     p.max_len = int(o.max_segment_length)
     p.split_on_word = bool(o.split_on_word)
     p.max_tokens = int(o.max_tokens)

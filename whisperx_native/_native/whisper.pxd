@@ -202,6 +202,7 @@ cdef extern from "whisper.h" nogil:
         int window_start_limit_ms              # vendor/patches/0011
         const whisper_token * prefix_tokens    # vendor/patches/0019
         int prefix_n_tokens
+        float max_tokens_per_second            # vendor/patches/0026
 
     const char * whisper_version()
     const char * whisper_print_system_info()
