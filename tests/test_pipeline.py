@@ -14,7 +14,7 @@ import whisperx_native as wn
 from whisperx_native import options, pipeline, threads
 from whisperx_native._native import RawSegment, RawToken
 from whisperx_native.engine import StateGroup, StatePool
-from whisperx_native.options import N_AUDIO_CTX, PRESETS
+from whisperx_native.options import PRESETS
 from whisperx_native.vad import Chunk
 
 SR = 16000
@@ -26,30 +26,30 @@ def _eight_cores(monkeypatch):
     monkeypatch.setattr(threads, "cpu_count", lambda: 8)
 
 
-def _resolve(preset=None, n=8, **kw):
+def _resolve(preset=None, **kw):
     defaults = dict(n_threads=4, explicit_threads=False, adapt_threads=False, multilingual=True, name="m")
     defaults.update(kw.pop("_model", {}))
-    return pipeline.resolve(preset, kw, n, **defaults)
+    return pipeline.resolve(preset, kw, **defaults)
 
 
 # --------------------------------------------------------------------------- options and threads
 def test_resolve_applies_preset_keywords_and_the_models_threads():
-    opts = _resolve("fast", 20 * SR, beam_size=2)
+    opts = _resolve("fast", beam_size=2)
     assert opts.beam_size == 2 and opts.temperature_increment == 0.0 and opts.n_threads == 4
-    assert opts.audio_ctx % 256 == 0 and 0 < opts.audio_ctx < N_AUDIO_CTX  # fast: trimmed on short audio
-    assert _resolve(None, 20 * SR).beam_size == 5  # accurate by default
-    assert _resolve(None, SR, language="auto").language is None
+    assert opts.audio_ctx == 0  # fast: each run trims (and checks) its own context (pipeline.full_run)
+    assert _resolve(None).beam_size == 5  # accurate by default
+    assert _resolve(None, language="auto").language is None
 
 
 def test_threads_adapt_to_load_only_when_nobody_chose_a_count():
     busy = dict(adapt_threads=True, load=lambda n: 1)
-    assert pipeline.resolve(None, {}, SR, n_threads=4, **busy).n_threads == 1
-    assert pipeline.resolve(None, {"n_threads": 3}, SR, n_threads=4, **busy).n_threads == 3
-    assert pipeline.resolve(None, {}, SR, n_threads=4, explicit_threads=True, **busy).n_threads == 4
-    opts = pipeline.resolve(None, {"decode_threads": 2}, SR, n_threads=4, **busy)
+    assert pipeline.resolve(None, {}, n_threads=4, **busy).n_threads == 1
+    assert pipeline.resolve(None, {"n_threads": 3}, n_threads=4, **busy).n_threads == 3
+    assert pipeline.resolve(None, {}, n_threads=4, explicit_threads=True, **busy).n_threads == 4
+    opts = pipeline.resolve(None, {"decode_threads": 2}, n_threads=4, **busy)
     assert (opts.n_threads, opts.decode_threads) == (1, 1)
     with pytest.raises(wn.OptionError, match="decode_threads"):
-        pipeline.resolve(None, {"n_threads": 2, "decode_threads": 3}, SR, n_threads=4)
+        pipeline.resolve(None, {"n_threads": 2, "decode_threads": 3}, n_threads=4)
 
 
 def test_clamp_threads_is_the_thread_policy(monkeypatch):
@@ -74,17 +74,20 @@ def test_language_rules():
 
 # --------------------------------------------------------------------------- the plan
 def test_one_pass_plan():
-    opts = _resolve("fast", 10 * SR, language="en")
+    opts = _resolve("fast", language="en")
     plan = pipeline.make_plan(opts, 10 * SR, multilingual=True, preset="fast")
     assert not plan.chunked and plan.workers == 1 and plan.run_opts == opts
     assert plan.preset == "fast" and plan.language == "en" and not plan.detect
     assert plan.audio_s == 10.0 and plan.n_threads == 4
-    assert not plan.full_ctx  # fast on 10 s: a trimmed encoder context
-    assert pipeline.make_plan(_resolve(None, 10 * SR), 10 * SR, multilingual=True).full_ctx
+    assert plan.trim_ctx and plan.full_ctx  # the run trims its context and checks it (pipeline.full_run)
+    default = pipeline.make_plan(_resolve(None), 10 * SR, multilingual=True)
+    assert default.full_ctx and not default.trim_ctx
+    asked = pipeline.make_plan(_resolve("fast", audio_ctx=512), 10 * SR, multilingual=True, preset="fast")
+    assert not asked.full_ctx and not asked.trim_ctx  # a context asked for is used as asked
 
 
 def test_language_is_detected_only_for_multilingual_models_asked_for_none():
-    opts = _resolve(None, 10 * SR)
+    opts = _resolve(None)
     assert pipeline.make_plan(opts, 10 * SR, multilingual=True).detect
     plan = pipeline.make_plan(opts, 10 * SR, multilingual=False)
     assert not plan.detect and plan.language == "en" and plan.opts.language is None  # as asked
@@ -94,7 +97,7 @@ def test_language_is_detected_only_for_multilingual_models_asked_for_none():
 def test_chunk_plan_from_synthetic_speech():
     n = 100 * SR
     speech = [(1.0, 10.0), (12.0, 25.0), (40.0, 55.0), (60.0, 62.0), (80.0, 99.0)]
-    opts = _resolve(None, n, n_threads=4)
+    opts = _resolve(None, n_threads=4)
     plan = pipeline.make_plan(opts, n, multilingual=True, speech=speech, vad_ms=5.0)
     assert plan.chunked and plan.vad_ms == 5.0
     assert all(isinstance(c, Chunk) for c in plan.chunks)
@@ -112,30 +115,30 @@ def test_fast_preset_trims_each_chunks_encoder_context():
     # the default preset keeps full windows (trimmed, its WER rose 0.6-0.8 points)
     n = 100 * SR
     speech = [(1.0, 10.0), (12.0, 25.0), (40.0, 55.0), (80.0, 99.0)]
-    fast = pipeline.make_plan(_resolve("fast", n), n, multilingual=True, preset="fast", speech=speech)
-    assert fast.trim_chunks and fast.full_ctx  # full_ctx: run_opts as asked; trimming per chunk
-    assert not pipeline.make_plan(_resolve(None, n), n, multilingual=True, speech=speech).trim_chunks
-    asked = _resolve("fast", n, audio_ctx=1024)
-    assert not pipeline.make_plan(asked, n, multilingual=True, preset="fast", speech=speech).trim_chunks
+    fast = pipeline.make_plan(_resolve("fast"), n, multilingual=True, preset="fast", speech=speech)
+    assert fast.trim_ctx and fast.full_ctx  # full_ctx: run_opts as asked; trimming per chunk
+    assert not pipeline.make_plan(_resolve(None), n, multilingual=True, speech=speech).trim_ctx
+    asked = _resolve("fast", audio_ctx=1024)
+    assert not pipeline.make_plan(asked, n, multilingual=True, preset="fast", speech=speech).trim_ctx
     assert [options.audio_ctx_for(s) for s in (8.0, 13.0, 22.7, 29.8)] == [512, 768, 1280, 1500]
 
 
 def test_chunk_workers_and_threads_per_state():
     n = 200 * SR
     speech = [(t, t + 25.0) for t in range(0, 200, 30)]  # 7 chunks
-    plan = pipeline.make_plan(_resolve(None, n, n_threads=4, chunk_workers=2), n, multilingual=True, speech=speech)
+    plan = pipeline.make_plan(_resolve(None, n_threads=4, chunk_workers=2), n, multilingual=True, speech=speech)
     assert len(plan.chunks) == 7 and plan.workers == 2 and plan.run_opts.n_threads == 2
-    plan = pipeline.make_plan(_resolve(None, n, n_threads=2, decode_threads=2), n, multilingual=True, speech=speech)
+    plan = pipeline.make_plan(_resolve(None, n_threads=2, decode_threads=2), n, multilingual=True, speech=speech)
     assert plan.workers == 2 and (plan.run_opts.n_threads, plan.run_opts.decode_threads) == (1, 1)
 
 
 def test_no_speech_plans_no_chunks():
-    plan = pipeline.make_plan(_resolve(None, 60 * SR), 60 * SR, multilingual=True, speech=[])
+    plan = pipeline.make_plan(_resolve(None), 60 * SR, multilingual=True, speech=[])
     assert plan.chunked and plan.chunks == () and plan.workers == 1
 
 
 def test_when_the_long_form_path_is_taken():
-    opts = _resolve(None, SR)
+    opts = _resolve(None)
     assert not pipeline.use_chunks(opts, 30.0) and pipeline.use_chunks(opts, 30.5)
     assert pipeline.use_chunks(opts.replace(vad=True), 5.0)
     params = pipeline.vad_parameters(opts.replace(vad_parameters=(("speech_pad_ms", 200),)))

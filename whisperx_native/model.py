@@ -201,8 +201,8 @@ class Model:
         return self._run_samples(as_samples(audio, sample_rate), preset, options, t0, progress_callback,
                                  segment_callback, on_state)
 
-    def _resolve(self, preset, options, n_samples: int):
-        return pipeline.resolve(preset, options, n_samples, n_threads=self.n_threads,
+    def _resolve(self, preset, options):
+        return pipeline.resolve(preset, options, n_threads=self.n_threads,
                                 explicit_threads=self._explicit_threads, adapt_threads=self.adapt_threads,
                                 multilingual=self.multilingual, name=self.name)
 
@@ -217,7 +217,7 @@ class Model:
         snap = self.snap_words_to_pauses
 
         def decide(n: int):
-            opts = self._resolve(preset, options, n)
+            opts = self._resolve(preset, options)
             if not pipeline.use_chunks(opts, n / SAMPLE_RATE):
                 return None  # one whisper_full over the whole file: it needs the samples whole
             return filestream.StreamPlan(opts.vad_model, pipeline.vad_parameters(opts),
@@ -257,7 +257,7 @@ class Model:
 
     def _run_samples(self, samples, preset, options, t0, progress_callback, segment_callback, on_state,
                      group: Optional[StateGroup] = None) -> Result:
-        opts = self._resolve(preset, options, samples.size)
+        opts = self._resolve(preset, options)
         audio_s = samples.size / SAMPLE_RATE
         if samples.size < pipeline.MIN_SAMPLES:
             log.warning("audio is %.0f ms long, shorter than whisper's 100 ms minimum: empty result",
@@ -308,12 +308,11 @@ class Model:
             if plan.detect:  # on the first window of the one mel (features computed once)
                 language, probs, detect_ms = pipeline.detect_language(st, samples, opts.n_threads, mel)
                 opts = opts.replace(language=language)
-            raw = st.full(samples, opts, on_progress=progress_callback,
-                          on_segment=on_segment if segment_callback is not None else None,
-                          mel=mel, mel_frames=mel_frames)
+            raw, native = pipeline.full_run(st, samples, opts, plan.trim_ctx, on_progress=progress_callback,
+                                            on_segment=on_segment if segment_callback is not None else None,
+                                            mel=mel, mel_frames=mel_frames)
             del mel
         total_ms = (time.perf_counter() - t0) * 1000  # the native run's end: segments are made after
-        native = dict(raw["timings"])
         native["mel_ms"] += mel_ms
         language = raw["language"] or opts.language
         segments = self._finish_words(plan, samples, pipeline.segments(raw["segments"], self._words(opts, language)))
@@ -350,7 +349,7 @@ class Model:
 
             def job(st, i, on_segment):
                 return pipeline.run_chunk(st, samples, chunks[i], opts, words_of, self._features,
-                                          self.numpy_features, on_segment, trim=plan.trim_chunks)
+                                          self.numpy_features, on_segment, trim=plan.trim_ctx)
 
             def on_live(i, raw):
                 segment_callback(pipeline.segment(remap_segment(raw, chunks[i].time_map())))

@@ -83,7 +83,7 @@ class DecodeOptions:
     # Symbols that are not speech (♪, brackets, ...): suppressed by default, as openai-whisper's
     # and faster-whisper's suppress_tokens=[-1] does.
     suppress_non_speech: bool = True
-    audio_ctx: int = 0                   # 0 = the model's (1500); "auto" trimming in the fast preset
+    audio_ctx: int = 0                   # 0 = the model's (1500); the fast preset trims per run (pipeline.full_run)
     offset_ms: int = 0
     duration_ms: int = 0
     # Long-form transcription: Silero VAD finds the speech, packed into chunks of at most one
@@ -124,8 +124,7 @@ PRESETS = {
 _FIELDS = {f.name for f in dataclasses.fields(DecodeOptions)}
 
 
-def resolve_options(preset: Optional[str], overrides: dict, n_samples: int, sample_rate: int,
-                    n_threads: int) -> DecodeOptions:
+def resolve_options(preset: Optional[str], overrides: dict, n_threads: int) -> DecodeOptions:
     """Preset + explicit keyword overrides → validated DecodeOptions for one call."""
     from .compat import translate_options  # faster-whisper's keyword names → these fields
 
@@ -151,10 +150,6 @@ def resolve_options(preset: Optional[str], overrides: dict, n_samples: int, samp
         raise OptionError(f"audio_ctx must be 0..{N_AUDIO_CTX}, got {opts.audio_ctx}")
     if 0 < opts.audio_ctx < N_AUDIO_CTX:
         opts = opts.replace(audio_ctx=_round_audio_ctx(opts.audio_ctx))
-    if name == "fast" and "audio_ctx" not in overrides:
-        seconds = n_samples / sample_rate
-        if seconds < WINDOW_SECONDS:
-            opts = opts.replace(audio_ctx=audio_ctx_for(seconds))
     return opts
 
 

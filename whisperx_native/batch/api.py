@@ -61,7 +61,7 @@ def _check_options(preset: Optional[str], options: Dict[str, object]) -> None:
     from .. import _native
     from ..options import resolve_options
 
-    opts = resolve_options(preset, dict(options), 16000, 16000, 1)
+    opts = resolve_options(preset, dict(options), 1)
     if opts.language is not None and _native.lang_id(str(opts.language).lower()) < 0:
         raise OptionError(f"unknown language {opts.language!r}; use a code like 'en', 'de', or 'auto'")
 
