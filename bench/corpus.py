@@ -11,6 +11,10 @@ makes 16 kHz mono from it. Three sets, built once into a cache directory:
 * ``utt_NN.wav``: single sentences (dictation-sized clips), with their text.
 
 Everything is seeded: the same files on every machine with the same espeak-ng.
+
+Beside them, :func:`real_speech`: recordings of people, for what synthetic speech cannot
+show — the test recordings of pocketsphinx 5.0.3's source package on PyPI (five LibriVox
+sentences of *Sense and Sensibility*, five spoken card names), checked by hash.
 """
 
 from __future__ import annotations
@@ -204,3 +208,53 @@ def normalize(text: str) -> str:
     uk = {"neighbours": "neighbors", "practised": "practiced", "favourite": "favorite", "harbour": "harbor",
           "coloured": "colored", "centre": "center", "theatre": "theater", "neighbour": "neighbor"}
     return " ".join(uk.get(w, w) for w in words)
+
+
+#: pocketsphinx 5.0.3's source package (PyPI): its test data holds recordings of people with
+#: their transcripts (LibriVox: public domain; the package: BSD).
+REAL_SDIST = ("https://files.pythonhosted.org/packages/db/d8/8147df2687a14eb87bfc0e8c2eb921bc4c29d2c6568e1bb08fd"
+              "d2e2d1471/pocketsphinx-5.0.3.tar.gz",
+              "27f4de0ca2d2bce391ce87eaab84fe6f0bc059b306fd1702d5fe6549b66e1586")
+
+
+def real_speech(cache: Path) -> List[Tuple[Path, str]]:
+    """Ten recordings of people (16 kHz WAV, 1-7 s) and their transcripts, from pocketsphinx's
+    source package (downloaded once, hash-checked); jfk.wav is not among them."""
+    import hashlib
+    import re
+    import tarfile
+    import urllib.request
+
+    out_dir = cache / "real"
+    index = out_dir / "index.json"
+    if index.exists():
+        return [(out_dir / name, text) for name, text in json.loads(index.read_text())]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    url, sha = REAL_SDIST
+    sdist = out_dir / "pocketsphinx-5.0.3.tar.gz"
+    if not sdist.exists():
+        tmp = sdist.with_suffix(".part")
+        with urllib.request.urlopen(url, timeout=120) as r, open(tmp, "wb") as f:
+            shutil.copyfileobj(r, f)
+        tmp.rename(sdist)
+    digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
+    if digest != sha:
+        sdist.unlink()
+        raise RuntimeError(f"{url}: sha256 {digest}, expected {sha}")
+    items: List[Tuple[str, str]] = []
+    data = "pocketsphinx-5.0.3/test/data/"
+    with tarfile.open(sdist) as tar:
+        def read(name: str) -> bytes:
+            return tar.extractfile(data + name).read()
+
+        for n in ("0870", "0880", "0890", "0920", "0930"):
+            stem = f"librivox/sense_and_sensibility_01_austen_64kb-{n}"
+            (out_dir / f"librivox_{n}.wav").write_bytes(read(stem + ".wav"))
+            items.append((f"librivox_{n}.wav", read(stem + ".txt").decode().strip()))
+        cards = re.findall(r"<s>(.*?)</s> \((\d+)\)", read("cards/cards.transcription").decode())
+        for text, k in cards:
+            (out_dir / f"cards_{k}.wav").write_bytes(read(f"cards/{k}.wav"))
+            items.append((f"cards_{k}.wav", text.strip()))
+    index.write_text(json.dumps(items, indent=1))
+    sdist.unlink()
+    return [(out_dir / name, text) for name, text in items]
