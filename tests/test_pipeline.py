@@ -36,7 +36,7 @@ def _resolve(preset=None, **kw):
 def test_resolve_applies_preset_keywords_and_the_models_threads():
     opts = _resolve("fast", beam_size=2)
     assert opts.beam_size == 2 and opts.temperature_increment == 0.0 and opts.n_threads == 4
-    assert opts.audio_ctx == 0  # fast: each run trims (and checks) its own context (pipeline.full_run)
+    assert opts.audio_ctx is None  # fast: each run trims (and checks) its own context (pipeline.full_run)
     assert _resolve(None).beam_size == 5  # accurate by default
     assert _resolve(None, language="auto").language is None
 
@@ -84,6 +84,8 @@ def test_one_pass_plan():
     assert default.full_ctx and not default.trim_ctx
     asked = pipeline.make_plan(_resolve("fast", audio_ctx=512), 10 * SR, multilingual=True, preset="fast")
     assert not asked.full_ctx and not asked.trim_ctx  # a context asked for is used as asked
+    whole = pipeline.make_plan(_resolve("fast", audio_ctx=0), 10 * SR, multilingual=True, preset="fast")
+    assert whole.full_ctx and not whole.trim_ctx  # 0: the whole window, as 1500
 
 
 def test_language_is_detected_only_for_multilingual_models_asked_for_none():

@@ -83,7 +83,9 @@ class DecodeOptions:
     # Symbols that are not speech (♪, brackets, ...): suppressed by default, as openai-whisper's
     # and faster-whisper's suppress_tokens=[-1] does.
     suppress_non_speech: bool = True
-    audio_ctx: int = 0                   # 0 = the model's (1500); the fast preset trims per run (pipeline.full_run)
+    # Encoder positions (1500: a whole 30 s window; 0 means the same). None: the preset's
+    # choice, the whole window, or for the fast preset each run's audio, checked (pipeline.full_run).
+    audio_ctx: Optional[int] = None
     offset_ms: int = 0
     duration_ms: int = 0
     # Long-form transcription: Silero VAD finds the speech, packed into chunks of at most one
@@ -146,9 +148,7 @@ def resolve_options(preset: Optional[str], overrides: dict, n_threads: int) -> D
         opts = opts.replace(n_threads=n_threads)
     if opts.n_threads < 1:
         raise OptionError(f"n_threads must be >= 1, got {opts.n_threads}")
-    if opts.audio_ctx < 0 or opts.audio_ctx > N_AUDIO_CTX:
-        raise OptionError(f"audio_ctx must be 0..{N_AUDIO_CTX}, got {opts.audio_ctx}")
-    if 0 < opts.audio_ctx < N_AUDIO_CTX:
+    if opts.audio_ctx is not None and 0 < opts.audio_ctx < N_AUDIO_CTX:
         opts = opts.replace(audio_ctx=_round_audio_ctx(opts.audio_ctx))
     return opts
 

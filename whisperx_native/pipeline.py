@@ -202,7 +202,7 @@ class Plan:
     def full_ctx(self) -> bool:
         """Whether the runs use the whole 1500-position encoder context (the engine gives
         them states that never ran a trimmed one: engine.StatePool)."""
-        return self.run_opts.audio_ctx in (0, N_AUDIO_CTX)
+        return self.run_opts.audio_ctx in (None, 0, N_AUDIO_CTX)
 
     @property
     def chunked(self) -> bool:
@@ -216,7 +216,7 @@ def make_plan(opts: DecodeOptions, n_samples: int, *, multilingual: bool, preset
     English-only model asked for none, else detected (multilingual models only)."""
     language = opts.language if opts.language is not None or multilingual else "en"
     detect = language is None
-    trim = preset == "fast" and opts.audio_ctx == 0
+    trim = preset == "fast" and opts.audio_ctx is None
     common = dict(preset=preset or "accurate", opts=opts, n_samples=n_samples, language=language, detect=detect,
                   trim_ctx=trim)
     if speech is None:

@@ -1055,7 +1055,7 @@ cdef int _fill_params(w.whisper_full_params * p, object o, list keep) except -1:
     p.max_len = int(o.max_segment_length)
     p.split_on_word = bool(o.split_on_word)
     p.max_tokens = int(o.max_tokens)
-    p.audio_ctx = int(o.audio_ctx)
+    p.audio_ctx = int(o.audio_ctx or 0)
     p.suppress_blank = bool(o.suppress_blank)
     p.suppress_nst = bool(o.suppress_non_speech)
     p.temperature = float(o.temperature)
