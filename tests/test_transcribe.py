@@ -22,9 +22,10 @@ def test_jfk_tiny_en_default_accurate(tiny):
     assert normalize(result.text) == normalize(JFK_TEXT)
 
 
-def test_fast_preset_on_a_clip_reads_the_whole_window(tiny, jfk_samples):
+def test_fast_preset_cuts_a_clips_context_and_stays_right(tiny, jfk_samples):
     result = tiny.transcribe(jfk_samples, preset="fast")
     assert normalize(result.text) == normalize(JFK_TEXT)
+    assert result.timings["n_encode"] == 1  # nothing past the audio: not decoded again (pipeline.full_run)
 
 
 @pytest.fixture(scope="module")
