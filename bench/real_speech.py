@@ -38,13 +38,33 @@ from default_race import fw_transcript, variants  # noqa: E402
 from speech import JFK_TEXT, JFK_WAV  # noqa: E402
 
 
+def ct2_model_dir(files, joined: Path) -> Path:
+    """The CTranslate2 directory faster-whisper opens: the package's own, or, for a model.bin
+    split over packages (base), the parts joined once into ``joined`` with the first's other files."""
+    import shutil
+
+    if len(files) == 1:
+        return Path(files[0]).parent
+    if not (joined / "model.bin").exists():
+        joined.mkdir(parents=True, exist_ok=True)
+        for f in Path(files[0]).parent.iterdir():
+            if not f.name.startswith("model.bin"):
+                shutil.copy(f, joined / f.name)
+        with open(joined / "model.bin.part", "wb") as out:
+            for part in files:
+                with open(part, "rb") as src:
+                    shutil.copyfileobj(src, out)
+        (joined / "model.bin.part").rename(joined / "model.bin")
+    return joined
+
+
 def runners(model: str):
     import whisperx_native as wn
     from faster_whisper import WhisperModel
     from whisperx_native.models.store import packaged_ct2_files
 
     ours = wn.Model(model, n_threads=2, adapt_threads=False)
-    fw = WhisperModel(str(Path(packaged_ct2_files(model)[0]).parent), cpu_threads=2)
+    fw = WhisperModel(str(ct2_model_dir(packaged_ct2_files(model), corpus.CACHE / f"ct2-{model}")), cpu_threads=2)
     lang = {} if model.endswith(".en") else {"language": "en"}
     return {
         "ours default": lambda p: ours.transcribe(str(p), **lang).text,

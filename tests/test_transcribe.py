@@ -52,6 +52,19 @@ def test_short_clips_are_timed_inside_their_audio_and_said_once(tiny, six_second
     assert set(encodes) == ({1, 2} if preset == "fast" else {1}), encodes
 
 
+def test_a_cut_context_that_repeats_itself_is_decoded_again(base, six_second_clips):
+    """base, fast preset, 2 s of speech with 2 s of silence on each side: on the cut context it
+    said "The morning train to" 24 times, each a segment inside the audio (0-4 s); the whole
+    window says it once (pipeline.full_run)."""
+    silence = np.zeros(2 * wn.SAMPLE_RATE, np.float32)
+    clip = np.concatenate([silence, six_second_clips[0][: 2 * wn.SAMPLE_RATE], silence])
+    result = base.transcribe(clip, preset="fast", language="en")
+    texts = [normalize(s.text) for s in result.segments]
+    assert texts and all(a != b for a, b in zip(texts, texts[1:])), texts
+    assert normalize(result.text).count("morning train") == 1, result.text
+    assert result.timings["n_encode"] >= 2  # the cut context's run, then the whole window's
+
+
 def test_segments_ordered_and_inside_the_audio(tiny, jfk_samples):
     result = tiny.transcribe(jfk_samples, token_timestamps=True, max_segment_length=40, split_on_word=True)
     duration = jfk_samples.size / wn.SAMPLE_RATE
