@@ -185,10 +185,6 @@ class Plan:
     chunks: Optional[Tuple[Chunk, ...]] = None
     workers: int = 1
     vad_ms: float = 0.0
-    #: The fast preset: each run's encoder context first trimmed to its audio, a clip's or a
-    #: chunk's (full_run). A state may then run a full-length window after a trimmed one:
-    #: vendor/patches/0015 zeroes the padding that made that unsafe.
-    trim_ctx: bool = False
 
     @property
     def audio_s(self) -> float:
@@ -206,6 +202,13 @@ class Plan:
         return self.run_opts.audio_ctx in (None, 0, N_AUDIO_CTX)
 
     @property
+    def trim_ctx(self) -> bool:
+        """The fast preset, no context asked for: each run's encoder context first trimmed to
+        its audio, a clip's or a chunk's (full_run). A state may then run a full-length window
+        after a trimmed one: vendor/patches/0015 zeroes the padding that made that unsafe."""
+        return self.preset == "fast" and self.opts.audio_ctx is None
+
+    @property
     def chunked(self) -> bool:
         return self.chunks is not None
 
@@ -217,9 +220,7 @@ def make_plan(opts: DecodeOptions, n_samples: int, *, multilingual: bool, preset
     English-only model asked for none, else detected (multilingual models only)."""
     language = opts.language if opts.language is not None or multilingual else "en"
     detect = language is None
-    trim = preset == "fast" and opts.audio_ctx is None
-    common = dict(preset=preset or "accurate", opts=opts, n_samples=n_samples, language=language, detect=detect,
-                  trim_ctx=trim)
+    common = dict(preset=preset or "accurate", opts=opts, n_samples=n_samples, language=language, detect=detect)
     if speech is None:
         return Plan(run_opts=opts, **common)
     chunks = tuple(plan_chunks(speech, n_samples))
