@@ -245,7 +245,7 @@ def test_cli_models_commands_with_json(tmp_path, tiny_en_ct2_dir, capsys):
     row = out[1]
     assert row["valid"] and row["type"] == "q5_0" and row["size"] == os.path.getsize(row["path"])
     assert row["memory"]["weights"] == registry.get("tiny.en-q5_0").weight_bytes
-    assert row["memory"]["total"] > row["memory"]["weights"] + 30e6  # a state's caches and buffers (~56 MB since 0008)
+    assert row["memory"]["total"] > row["memory"]["weights"] + 25e6  # a state's caches and buffers (29 MB since 0027)
     rc, out = run("list", "--measure")
     measured = out[1]["measured"]
     assert abs(measured["total"] - out[1]["memory"]["total"]) < 0.002 * measured["total"]
