@@ -20,10 +20,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 JFK = REPO / "vendor" / "whisper.cpp" / "samples" / "jfk.wav"
+MB_ = 1_000_000
 
 CHILD = """
 import sys, whisperx_native as wn
-m = wn.Model(sys.argv[1], n_threads=2, adapt_threads=False, best_variant=False)
+m = wn.Model(sys.argv[1], n_threads=2, adapt_threads=False, best_variant=False, kv_type=sys.argv[4])
 r = m.transcribe(sys.argv[2], preset=sys.argv[3], language="en")
 assert r.text.strip(), "no text"
 """
@@ -35,8 +36,8 @@ assert r.text.strip(), "no text"
 from runners import _PROBE  # noqa: E402
 
 
-def peak_rss_mb(model: str, preset: str) -> float:
-    out = subprocess.run([sys.executable, "-c", _PROBE, sys.executable, "-c", CHILD, model, str(JFK), preset],
+def peak_rss_mb(model: str, preset: str, kv_type: str = "auto") -> float:
+    out = subprocess.run([sys.executable, "-c", _PROBE, sys.executable, "-c", CHILD, model, str(JFK), preset, kv_type],
                          capture_output=True, text=True, check=True, cwd=tempfile.gettempdir())
     kb = int(out.stdout.strip())
     if kb < 0:
@@ -52,10 +53,42 @@ def manager_picks():
     out = []
     for name, budget in (("tiny.en", 100), ("small.en", 400), ("medium.en", 700)):
         try:
-            chosen, need = fitting(name, budget * MB, 1, [name])[0]
-            out.append((name, budget, f"{chosen} (estimated peak {need / MB:.0f} MB)"))
+            chosen, need, kv_type = fitting(name, budget * MB, 1, [name])[0]
+            caches = "" if kv_type == "auto" else f" with {kv_type} caches"
+            out.append((name, budget, f"{chosen}{caches} (estimated peak {need / MB:.0f} MB)"))
         except MemoryBudgetError as exc:
             out.append((name, budget, f"none: {exc}"))
+    return out
+
+
+def pick_wer(budget_mb: int = 100) -> dict:
+    """WER on the speech sets of tiny.en's default (the bf16q8 file, f16 caches, two states on
+    a long file) against what WhisperManager runs under ``budget_mb`` (its pick, caches and
+    states a call): the six long files of bench/default_race.py, its 24 clips, and the
+    recordings of people (bench/corpus.real_speech) with jfk.wav; pooled per set."""
+    import jiwer
+
+    import corpus
+    import whisperx_native as wn
+    from default_race import CACHE, LONG_SEEDS
+    from speech import JFK_TEXT
+
+    sets = {"six long files": [], "24 clips": corpus.build_utterances(CACHE),
+            "11 recordings of people": corpus.real_speech(CACHE) + [(JFK, JFK_TEXT)]}
+    for name, seed in LONG_SEEDS:
+        wav, sentences = corpus.build_long(CACHE, name, seed)
+        sets["six long files"].append((wav, " ".join(x["text"] for x in sentences)))
+    default = wn.Model("tiny.en", n_threads=2, adapt_threads=False)
+    out = {}
+    with wn.WhisperManager("tiny.en", memory_budget=budget_mb * MB_, n_threads=2, idle_timeout=None, max_concurrent=1,
+                           auto_downgrade=False) as manager:
+        for key, items in sets.items():
+            refs = [corpus.normalize(t) for _, t in items]
+            hyps = {"default": [corpus.normalize(default.transcribe(str(p)).text) for p, _ in items],
+                    "pick": [corpus.normalize(manager.transcribe(str(p)).text) for p, _ in items]}
+            out[key] = {k: 100 * jiwer.wer(refs, h) for k, h in hyps.items()}
+            print(key, {k: round(v, 2) for k, v in out[key].items()}, flush=True)
+        out["pick"] = manager.model_name
     return out
 
 
@@ -65,20 +98,27 @@ def main() -> None:
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        cells = [("tiny.en", None, "tiny.en f16 (real)", 100), ("tiny.en-q8_0", None, "tiny.en q8_0 (real)", 100),
-                 ("tiny.en-bf16q8", None, "tiny.en bf16q8 (real)", 100), ("tiny.en-q5_0", None, "tiny.en q5_0 (real)", 100),
-                 ("small", "q8_0", "small q8_0 (synthetic)", 400), ("small", "q6_k", "small q6_k (synthetic)", 400),
-                 ("small", "q5_0", "small q5_0 (synthetic)", 400),
-                 ("small", "q4_0", "small q4_0 (synthetic)", 400),
-                 ("medium", "q5_0", "medium q5_0 (synthetic)", 700), ("medium", "q4_0", "medium q4_0 (synthetic)", 700),
-                 ("medium", "q4_k", "medium q4_k (synthetic)", 700), ("medium", "q3_k", "medium q3_k (synthetic)", 700)]
-        for name, quant, label, budget in cells:
+        # (registry name, synthetic quantization or None for the real file, label, budget MB, kv_type)
+        cells = [("tiny.en", None, "tiny.en f16 (real)", 100, "auto"),
+                 ("tiny.en-q8_0", None, "tiny.en q8_0 (real)", 100, "auto"),
+                 ("tiny.en-bf16q8", None, "tiny.en bf16q8 (real)", 100, "auto"),
+                 ("tiny.en-q5_0", None, "tiny.en q5_0 (real)", 100, "auto"),
+                 ("tiny.en-q5_0", None, "tiny.en q5_0, q8_0 caches (real)", 100, "q8_0"),
+                 ("small", "q8_0", "small q8_0 (synthetic)", 400, "auto"),
+                 ("small", "q6_k", "small q6_k (synthetic)", 400, "auto"),
+                 ("small", "q5_0", "small q5_0 (synthetic)", 400, "auto"),
+                 ("small", "q4_0", "small q4_0 (synthetic)", 400, "auto"),
+                 ("medium", "q5_0", "medium q5_0 (synthetic)", 700, "auto"),
+                 ("medium", "q4_0", "medium q4_0 (synthetic)", 700, "auto"),
+                 ("medium", "q4_k", "medium q4_k (synthetic)", 700, "auto"),
+                 ("medium", "q3_k", "medium q3_k (synthetic)", 700, "auto")]
+        for name, quant, label, budget, kv_type in cells:
             if quant is None:
                 path = str(store.resolve_model_path(name))
             else:
                 path = str(write_synthetic(Path(tmp) / f"{name}-{quant}.bin", name, quant))
             weights = os.path.getsize(path) / 1e6
-            greedy, beam = peak_rss_mb(path, "fast"), peak_rss_mb(path, "accurate")
+            greedy, beam = peak_rss_mb(path, "fast", kv_type), peak_rss_mb(path, "accurate", kv_type)
             rows.append((label, weights, greedy, beam, budget))
             print(rows[-1], flush=True)
             if quant is not None:
@@ -91,6 +131,12 @@ def main() -> None:
     lines += ["", "What WhisperManager loads under a budget of the seed's figure (its estimated peak, beam 5, "
               "the attention caches Model loads: manager/budget.py):", ""]
     lines += [f"- {name} within {budget} MB: **{picks}**" for name, budget, picks in manager_picks()]
+    wer = pick_wer()
+    lines += ["", f"WER of tiny.en's default against the manager's pick for 100 MB ({wer.pop('pick')}, "
+              "its caches and states), pooled per speech set:", "",
+              "| speech set | default | pick | difference |", "|---|---:|---:|---:|"]
+    lines += [f"| {k} | {v['default']:.2f} % | {v['pick']:.2f} % | {v['pick'] - v['default']:+.2f} |"
+              for k, v in wer.items()]
     text = "\n".join(lines)
     print(text)
     out = REPO / "bench" / "results"

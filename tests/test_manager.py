@@ -185,6 +185,25 @@ def test_memory_budget_refuses_or_picks_a_smaller_model(tiny_en_ggml, base_ggml,
         assert over and over[0].detail["chosen"] == str(tiny_en_ggml)
 
 
+def test_a_budget_that_holds_only_q8_0_caches_loads_them(tiny_en_ggml, jfk_samples):
+    # The model's own caches (f16 for tiny) do not fit, its q8_0 caches do: the manager
+    # loads it with those rather than refuse it or take a smaller model, and says so.
+    from whisperx_native.manager.budget import fitting, need_of
+
+    f16, q8 = need_of(str(tiny_en_ggml), 1), need_of(str(tiny_en_ggml), 1, kv_type="q8_0")
+    assert q8 < f16
+    budget = (q8 + f16) // 2
+    assert fitting(str(tiny_en_ggml), budget, 1, []) == [(str(tiny_en_ggml), q8, "q8_0")]
+    assert fitting(str(tiny_en_ggml), f16, 1, []) == [(str(tiny_en_ggml), f16, "auto")]
+    ev = Events()
+    with manager(tiny_en_ggml, ev, memory_budget=budget, max_concurrent=1) as m:
+        r = m.transcribe(jfk_samples)
+        assert normalize(r.text) == normalize(JFK_TEXT)
+        assert m._served.model.kv_type == ("q8_0", "q8_0")
+    over = ev.kinds("over_budget")
+    assert over and over[0].detail["chosen"] == str(tiny_en_ggml) and over[0].detail["kv_type"] == "q8_0/q8_0"
+
+
 def test_a_long_file_runs_only_the_states_the_budget_holds(tiny_en_ggml, long_samples):
     # A long file's chunks run on one state per thread; under a budget that holds one state
     # (per concurrent call) the manager runs them on one, without a budget on two.
@@ -380,10 +399,11 @@ def test_budget_picks_the_variant_that_fits():
     # same size do not fit (bench/memory_table.py measures the picks' peak RSS: after patches
     # 0020-0022 small q8_0, estimated 398 MB, peaked at 365 MB; medium q4_k, estimated 687 MB,
     # at 599 MB; the estimates count whole caches, a run touches what it writes).
-    from whisperx_native.manager.budget import MB, candidates, fitting
+    from whisperx_native.manager.budget import MB, candidates, fitting, need_of
 
     assert candidates("medium.en", ["medium.en"])[-2:] == ["medium.en-q4_0", "medium.en-q3_k"]
     assert "tiny.en-q4_k" not in candidates("tiny.en", ["tiny.en"])  # 384-wide rows: no k-quants
+    assert candidates("tiny.en", ["tiny.en"])[1:3] == ["tiny.en-q8_0", "tiny.en-q5q8"]
     picks = {name: fitting(name, budget * MB, 1, [name])[0] for name, budget in
              (("small.en", 400), ("medium.en", 700))}
     assert picks["small.en"][0] == "small.en-q8_0" and picks["small.en"][1] <= 400 * MB
@@ -391,3 +411,9 @@ def test_budget_picks_the_variant_that_fits():
     # with f16 caches not even medium's q3_k fits 700 MB
     with pytest.raises(wn.MemoryBudgetError, match="medium.en-q3_k: needs ~727 MB"):
         fitting("medium.en", 700 * MB, 1, ["medium.en"], kv_type="f16")
+    # tiny.en in the seed's 100 MB: q5_0 weights with q8_0 caches (bench/memory_table.py
+    # measures it); without q8_0 caches no tiny variant fits
+    fit = fitting("tiny.en", 100 * MB, 1, ["tiny.en"])[0]
+    assert fit == ("tiny.en-q5_0", need_of("tiny.en-q5_0", 1, kv_type="q8_0"), "q8_0") and fit.need <= 100 * MB
+    with pytest.raises(wn.MemoryBudgetError):
+        fitting("tiny.en", 100 * MB, 1, ["tiny.en"], kv_type="f16")

@@ -134,6 +134,22 @@ def test_bf16_encoder_q8_0_decoder_file(tiny_en_ggml: Path, tmp_path: Path, jfk_
         assert JFK in m.transcribe(jfk_samples, language="en").text.lower()  # beam search too
 
 
+def test_q5_0_encoder_q8_0_decoder_file(tiny_en_ggml: Path, tmp_path: Path, jfk_samples) -> None:
+    """tiny.en-q5q8: the encoder's matrices q5_0, the decoder's q8_0 (the memory budget's step
+    between q8_0 and q5_0 files: manager/budget.py), smaller than q8_0's file."""
+    from whisperx_native.models import registry
+
+    out = quantize_model(tiny_en_ggml, tmp_path / "ggml-tiny.en-q5q8.bin", "q5q8")
+    info = ggml_file.validate(out)
+    assert info.hparams.mixed and info.wtype.name == "q5_0" and info.hparams.decoder_wtype.name == "q8_0"
+    weights = [t for t in info.tensors if t.type.name not in ("f32", "f16")]
+    assert {t.type.name for t in weights if t.name.startswith("encoder.")} == {"q5_0"}
+    assert {t.type.name for t in weights if t.name.startswith("decoder.")} == {"q8_0"}
+    assert info.weight_bytes == registry.get("tiny.en-q5q8").weight_bytes < registry.get("tiny.en-q8_0").weight_bytes
+    with wn.Model(out, n_threads=2, adapt_threads=False) as m:
+        assert JFK in m.transcribe(jfk_samples, language="en").text.lower()
+
+
 def test_a_mixed_header_with_one_type_is_refused() -> None:
     """ftype 1 + 32 x (1 + 1) would say "f16 encoder, f16 decoder": one meaning, one spelling."""
     hp = ggml_file.HParams(51864, 1500, 384, 6, 4, 448, 384, 6, 4, 80, 1 + 32 * 2)

@@ -10,7 +10,7 @@ estimated without installing anything; paths from their header.
 
 from __future__ import annotations
 
-from typing import Iterable, List, Tuple
+from typing import Iterable, List, NamedTuple, Optional
 
 from ..errors import MemoryBudgetError, ModelError
 from ..models import registry
@@ -28,8 +28,10 @@ DEFAULT_BUDGET = 700 * MB
 PROCESS_OVERHEAD = 42 * MB
 #: Default decoding is beam search of 5: budget for it.
 BUDGET_BEAM_SIZE = 5
-#: Tried in this order when a model is over budget (registry names only).
-QUANTIZED_STEPS = ("q8_0", "q6_k", "q5_1", "q5_k", "q5_0", "q4_k", "q4_0", "q3_k")
+#: Tried in this order when a model is over budget (registry names only): smaller files, and
+#: where two are about the size, the one that keeps more of the decoder (q5q8: q5_0 encoder,
+#: q8_0 decoder; the words depend on the decoder's precision more than on the encoder's).
+QUANTIZED_STEPS = ("q8_0", "q5q8", "q6_k", "q5_1", "q5_k", "q5_0", "q4_k", "q4_0", "q3_k")
 
 
 def _estimate(name: str, n_states: int, beam_size: int, kv_type) -> "registry.MemoryEstimate":
@@ -77,23 +79,39 @@ def candidates(name: str, chain: Iterable[str]) -> List[str]:
     return out
 
 
+class Fit(NamedTuple):
+    """A model that fits the budget: its name, estimated need (None: no budget) and the
+    attention caches planned for it (``Model(kv_type=...)``)."""
+
+    name: str
+    need: Optional[int]
+    kv_type: str = "auto"
+
+
 def fitting(name: str, budget: "int | None", n_states: int, chain: Iterable[str],
-            kv_type="auto") -> List[Tuple[str, "int | None"]]:
+            kv_type="auto") -> List[Fit]:
     """Models to try for ``name`` under ``budget``, best first, with their estimated need
-    (attention caches of ``kv_type``). ``chain`` empty: only ``name`` itself. Raises
-    MemoryBudgetError when none fits."""
+    (attention caches of ``kv_type``). With ``kv_type="auto"``, a model whose own caches do
+    not fit but whose q8_0 caches do is planned with q8_0 caches (half their memory; the
+    speed cost, a few percent, beats smaller weights' loss of words). ``chain`` empty:
+    only ``name`` itself. Raises MemoryBudgetError when none fits."""
     if budget is None:
-        return [(name, None)]
+        return [Fit(name, None, kv_type)]
     chain = list(chain)
     out, tried, over = [], [], 0
     for cand in candidates(name, chain) if chain else [name]:
         try:
             need = need_of(cand, n_states, kv_type=kv_type)
+            kv = kv_type
+            if need > budget and kv_type == "auto":
+                need_q8 = need_of(cand, n_states, kv_type="q8_0")
+                if need_q8 <= budget:
+                    need, kv = need_q8, "q8_0"
         except ModelError as exc:
             tried.append(f"{cand}: {exc}")
             continue
         if need <= budget:
-            out.append((cand, need))
+            out.append(Fit(cand, need, kv))
         else:
             over += 1
             tried.append(f"{cand}: needs ~{need / MB:.0f} MB")

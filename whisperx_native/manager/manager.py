@@ -194,12 +194,12 @@ class WhisperManager:
         """Load ``name``, or the best model that fits the budget instead; no lock held."""
         options = fitting(name, self.memory_budget, self.max_concurrent, self._chain if self.allow_smaller else [])
         errors = []
-        for chosen, need in options:
+        for chosen, need, kv_type in options:
             t0 = time.perf_counter()
             try:
-                # exactly the file the budget was planned for (no automatic -bf16q8 here)
+                # exactly the file and caches the budget was planned for (no automatic -bf16q8 here)
                 model = Model(chosen, n_threads=self.n_threads, max_idle_states=self.max_concurrent,
-                              best_variant=False)
+                              best_variant=False, kv_type=kv_type)
             except ModelError as exc:  # e.g. a smaller variant that cannot be installed here
                 if len(options) == 1:
                     raise
@@ -208,15 +208,16 @@ class WhisperManager:
                 errors.append(f"{chosen}: {'as above' if errors and why in errors[0] else why}")
                 continue
             load_ms = (time.perf_counter() - t0) * 1000
-            if chosen != name:
-                self._emit("over_budget", name, budget=self.memory_budget, chosen=chosen, estimated_need=need)
+            if chosen != name or kv_type != "auto":
+                self._emit("over_budget", name, budget=self.memory_budget, chosen=chosen, estimated_need=need,
+                           kv_type="/".join(model.kv_type))
             self._emit("loaded", chosen, load_ms=round(load_ms, 1), native_bytes=model.memory()["total"],
                        rss_bytes=process_rss())
             # The budget holds max_concurrent states; a long file would run up to one per
             # thread at once: each call gets its share of the states that fit.
             call_states = 0
             if self.memory_budget is not None:
-                call_states = max(1, states_within(chosen, self.memory_budget) // self.max_concurrent)
+                call_states = max(1, states_within(chosen, self.memory_budget, kv_type=kv_type) // self.max_concurrent)
             return _Served(chosen, model, load_ms, call_states)
         raise ModelError(f"could not load {name!r} nor a model within the budget: " + "; ".join(errors))
 
