@@ -417,3 +417,19 @@ def test_budget_picks_the_variant_that_fits():
     assert fit == ("tiny.en-q5_0", need_of("tiny.en-q5_0", 1, kv_type="q8_0"), "q8_0") and fit.need <= 100 * MB
     with pytest.raises(wn.MemoryBudgetError):
         fitting("tiny.en", 100 * MB, 1, ["tiny.en"], kv_type="f16")
+
+
+def test_a_synchronous_caller_does_not_load_asyncio():
+    # asyncio brings ssl (libssl, libcrypto): 5.5 MB of a tiny.en process's 100 MB peak.
+    # Only atranscribe needs it, and an event loop has loaded it already.
+    from _util import run_python
+
+    proc = run_python("""
+    import sys
+    import whisperx_native as wn
+    from whisperx_native.manager import WhisperManager
+    WhisperManager("tiny.en", memory_budget=None).close()
+    print(sorted(m for m in ("asyncio", "ssl") if m in sys.modules))
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

@@ -11,7 +11,6 @@ it. Native work (loading, transcribing, freeing) always happens outside it.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import threading
 import time
@@ -293,6 +292,10 @@ class WhisperManager:
     async def atranscribe(self, audio, **options) -> Result:
         """``transcribe`` for event loops: runs on a worker thread, never blocks the loop.
         Cancelling the awaiting task cancels the native run; the state goes back to the pool."""
+        # Here, not at the top: an event loop has asyncio loaded; a synchronous caller need not
+        # (asyncio brings ssl: 7 MB of the process's peak).
+        import asyncio
+
         loop = asyncio.get_running_loop()
         token = CancelToken()
         fut = loop.run_in_executor(self._get_executor(),
