@@ -117,16 +117,22 @@ def test_bf16_model_file(tiny_en_ggml: Path, tmp_path: Path, jfk_samples) -> Non
     assert JFK in r.text.lower()
 
 
-def test_bf16_encoder_q8_0_decoder_file(tiny_en_ggml: Path, tmp_path: Path, jfk_samples, long_samples) -> None:
-    """tiny.en-bf16q8 (vendor/patches/0004): every encoder matrix bf16, every decoder and
-    cross-attention matrix q8_0, in one file whisper.cpp loads and runs."""
-    out = quantize_model(tiny_en_ggml, tmp_path / "ggml-tiny.en-bf16q8.bin", "bf16q8")
+def _mixed_file(tiny_en_ggml: Path, tmp_path: Path, name: str, encoder: str, decoder: str):
+    """tiny.en quantized as the mixed type ``name``: every encoder matrix ``encoder``, every
+    decoder and cross-attention matrix ``decoder`` (vendor/patches/0004)."""
+    out = quantize_model(tiny_en_ggml, tmp_path / f"ggml-tiny.en-{name}.bin", name)
     info = ggml_file.validate(out)
-    assert info.hparams.mixed and info.wtype.name == "bf16" and info.hparams.decoder_wtype.name == "q8_0"
+    assert info.hparams.mixed and info.wtype.name == encoder and info.hparams.decoder_wtype.name == decoder
     weights = [t for t in info.tensors if t.type.name not in ("f32", "f16")]
-    assert {t.type.name for t in weights if t.name.startswith("encoder.")} == {"bf16"}
-    assert {t.type.name for t in weights if t.name.startswith("decoder.")} == {"q8_0"}
-    assert any(t.name == "decoder.token_embedding.weight" and t.type.name == "q8_0" for t in info.tensors)
+    assert {t.type.name for t in weights if t.name.startswith("encoder.")} == {encoder}
+    assert {t.type.name for t in weights if t.name.startswith("decoder.")} == {decoder}
+    assert any(t.name == "decoder.token_embedding.weight" and t.type.name == decoder for t in info.tensors)
+    return out, info
+
+
+def test_bf16_encoder_q8_0_decoder_file(tiny_en_ggml: Path, tmp_path: Path, jfk_samples, long_samples) -> None:
+    """tiny.en-bf16q8, in one file whisper.cpp loads and runs."""
+    out, info = _mixed_file(tiny_en_ggml, tmp_path, "bf16q8", "bf16", "q8_0")
     assert info.file_size < tiny_en_ggml.stat().st_size * 0.7  # the 40 MB token embedding halved
     with wn.Model(out, n_threads=2, adapt_threads=False) as m:
         assert JFK in m.transcribe(jfk_samples, preset="fast", language="en").text.lower()
@@ -135,16 +141,10 @@ def test_bf16_encoder_q8_0_decoder_file(tiny_en_ggml: Path, tmp_path: Path, jfk_
 
 
 def test_q5_0_encoder_q8_0_decoder_file(tiny_en_ggml: Path, tmp_path: Path, jfk_samples) -> None:
-    """tiny.en-q5q8: the encoder's matrices q5_0, the decoder's q8_0 (the memory budget's step
-    between q8_0 and q5_0 files: manager/budget.py), smaller than q8_0's file."""
+    """tiny.en-q5q8 (the memory budget's step after q8_0: manager/budget.py), smaller than q8_0's file."""
     from whisperx_native.models import registry
 
-    out = quantize_model(tiny_en_ggml, tmp_path / "ggml-tiny.en-q5q8.bin", "q5q8")
-    info = ggml_file.validate(out)
-    assert info.hparams.mixed and info.wtype.name == "q5_0" and info.hparams.decoder_wtype.name == "q8_0"
-    weights = [t for t in info.tensors if t.type.name not in ("f32", "f16")]
-    assert {t.type.name for t in weights if t.name.startswith("encoder.")} == {"q5_0"}
-    assert {t.type.name for t in weights if t.name.startswith("decoder.")} == {"q8_0"}
+    out, info = _mixed_file(tiny_en_ggml, tmp_path, "q5q8", "q5_0", "q8_0")
     assert info.weight_bytes == registry.get("tiny.en-q5q8").weight_bytes < registry.get("tiny.en-q8_0").weight_bytes
     with wn.Model(out, n_threads=2, adapt_threads=False) as m:
         assert JFK in m.transcribe(jfk_samples, language="en").text.lower()
