@@ -88,3 +88,37 @@ def test_beam_search_cache_holds_only_the_cells_a_run_writes(tiny_en_ggml):
     # With the whole cache resident the growth was kv_beam - kv_greedy + decoders (12 MB).
     assert m["growth"] < decoders + 0.4 * m["kv_beam"]
     assert m["growth_again"] < 2e6
+
+
+def test_freed_heap_goes_back_to_the_os():
+    # glibc keeps what a thread freed in that thread's heap, between the blocks still in use;
+    # release_free_heap (after each long-form chunk, before a clip's native run) hands the
+    # free pages back: a long file's chunks no longer each start where the last one peaked.
+    import platform
+    import sys
+
+    import pytest
+
+    if not (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"):
+        pytest.skip("malloc_trim is glibc's")
+    code = """
+    import json, threading, psutil
+    from whisperx_native._heap import release_free_heap
+    proc = psutil.Process()
+    keep = []
+    def churn():  # 40 MB in 100 kB blocks (below the mmap threshold: the thread's heap), one in ten kept
+        blocks = [bytearray(100_000) for _ in range(400)]
+        keep.extend(blocks[::10])
+    rss0 = proc.memory_info().rss
+    t = threading.Thread(target=churn)
+    t.start(); t.join()
+    rss1 = proc.memory_info().rss
+    release_free_heap()
+    rss2 = proc.memory_info().rss
+    print(json.dumps(dict(kept=rss1 - rss0, after=rss2 - rss0)))
+    """
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert m["kept"] > 30e6  # freed, but still the process's
+    assert m["after"] < 10e6  # the kept tenth (4 MB) and the pages they share

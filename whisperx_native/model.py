@@ -16,6 +16,7 @@ import time
 from typing import Callable, Dict, List, Optional
 
 from . import engine, filestream, pipeline
+from ._heap import release_free_heap
 from .audio import SAMPLE_RATE, AudioLike, as_samples
 from .cancel import CancelToken
 from .engine import Engine, StateGroup
@@ -308,6 +309,7 @@ class Model:
             if plan.detect:  # on the first window of the one mel (features computed once)
                 language, probs, detect_ms = pipeline.detect_language(st, samples, opts.n_threads, mel)
                 opts = opts.replace(language=language)
+            release_free_heap()  # what reading and the features freed, before the run's own peak
             raw, native = pipeline.full_run(st, samples, opts, plan.trim_ctx, on_progress=progress_callback,
                                             on_segment=on_segment if segment_callback is not None else None,
                                             mel=mel, mel_frames=mel_frames)
@@ -348,8 +350,11 @@ class Model:
             finished = [0]
 
             def job(st, i, on_segment):
-                return pipeline.run_chunk(st, samples, chunks[i], opts, words_of, self._features,
-                                          self.numpy_features, on_segment, trim=plan.trim_ctx)
+                try:
+                    return pipeline.run_chunk(st, samples, chunks[i], opts, words_of, self._features,
+                                              self.numpy_features, on_segment, trim=plan.trim_ctx)
+                finally:
+                    release_free_heap()  # else each chunk starts where the last one's temporaries peaked
 
             def on_live(i, raw):
                 segment_callback(pipeline.segment(remap_segment(raw, chunks[i].time_map())))
