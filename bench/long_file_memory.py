@@ -10,7 +10,9 @@ the cells run as many states at once and compare): "before" hands it ``load_audi
 the whole file decoded into one float32 array), "after" the path (decoded block by block into
 a disk spool, the VAD fed on the way: whisperx_native/filestream.py), "one state" the path with
 ``chunk_workers=1`` (the long-form chunks one after another on one 2-thread state, as
-WhisperManager runs them when its budget holds one state a call). The hour is long_a and
+WhisperManager runs them when its budget holds one state a call), "budget" the path through
+``WhisperManager("tiny.en", memory_budget=100 MB, max_concurrent=1)`` (its pick: smaller weights,
+q8_0 caches, one state). The hour is long_a and
 long_b of bench/corpus.py joined, cached as FLAC in ~/.cache/whisperx_native-bench/. Prints a
 Markdown table and writes bench/results/long_file_memory.md.
 """
@@ -42,8 +44,13 @@ import json, sys, time
 import whisperx_native as wn
 path, how, out = sys.argv[1:4]
 t = time.perf_counter()
-m = wn.Model("tiny.en", adapt_threads=False)
-r = m.transcribe(wn.load_audio(path) if how == "before" else path, **({"chunk_workers": 1} if how == "one" else {}))
+if how == "budget":  # what WhisperManager runs under the seed's 100 MB for tiny.en, one call at a time
+    m = wn.WhisperManager("tiny.en", memory_budget=100_000_000, max_concurrent=1, n_threads=2, idle_timeout=None,
+                          auto_downgrade=False)
+    r = m.transcribe(path)
+else:
+    m = wn.Model("tiny.en", adapt_threads=False)
+    r = m.transcribe(wn.load_audio(path) if how == "before" else path, **({"chunk_workers": 1} if how == "one" else {}))
 json.dump({"wall_s": time.perf_counter() - t, "audio_s": r.timings["audio_seconds"], "chunks": r.timings.get("chunks"),
            "workers": r.timings.get("workers", 1), "threads": r.timings["n_threads"], "words": len(r.text.split()),
            "text": r.text}, open(out, "w"))
@@ -95,19 +102,21 @@ def main(argv=None) -> int:
         files.append(("long_hour.flac (1 h)", hour_flac()))
     rows = []
     for label, path in files:
-        cells = {how: measure(path, how) for how in ("before", "after", "one")}
+        cells = {how: measure(path, how) for how in ("before", "after", "one", "budget")}
         same = cells["before"]["text"] == cells["after"]["text"] == cells["one"]["text"]
         rows.append((label, cells, same))
         print(label, {k: (round(v["peak_mb"], 1), round(v["wall_s"], 1), v["workers"], v["threads"])
                       for k, v in cells.items()}, "same text:", same, flush=True)
     lines = ["| file | peak RSS before MB (`transcribe(load_audio(path))`) | peak RSS after MB (`transcribe(path)`) | "
-             "peak RSS one state MB (`chunk_workers=1`) | chunks | states at once | wall s before / after / one | "
-             "same text |", "|---|---:|---:|---:|---:|---:|---|---|"]
+             "peak RSS one state MB (`chunk_workers=1`) | peak RSS under a 100 MB budget (`WhisperManager`) | chunks | "
+             "states at once | wall s before / after / one / budget | same text (the first three) |",
+             "|---|---:|---:|---:|---:|---:|---:|---|---|"]
     for label, cells, same in rows:
-        b, a, o = cells["before"], cells["after"], cells["one"]
-        lines.append(f"| {label} | {b['peak_mb']:.0f} | {a['peak_mb']:.0f} | {o['peak_mb']:.0f} | {a['chunks'] or '—'} | "
-                     f"{b['workers']} / {a['workers']} / {o['workers']} | "
-                     f"{b['wall_s']:.1f} / {a['wall_s']:.1f} / {o['wall_s']:.1f} | {'yes' if same else 'no'} |")
+        b, a, o, g = cells["before"], cells["after"], cells["one"], cells["budget"]
+        lines.append(f"| {label} | {b['peak_mb']:.0f} | {a['peak_mb']:.0f} | {o['peak_mb']:.0f} | {g['peak_mb']:.0f} | "
+                     f"{a['chunks'] or '—'} | {b['workers']} / {a['workers']} / {o['workers']} / {g['workers']} | "
+                     f"{b['wall_s']:.1f} / {a['wall_s']:.1f} / {o['wall_s']:.1f} / {g['wall_s']:.1f} | "
+                     f"{'yes' if same else 'no'} |")
     text = "\n".join(lines)
     print(text)
     out = REPO / "bench" / "results"
