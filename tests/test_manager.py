@@ -396,9 +396,10 @@ def test_budget_picks_the_variant_that_fits():
     # The seed's table, planned from the registry's estimates with the caches Model loads
     # (q8_0 for small and up on a CPU build, patch 0014) and the process's overhead: small
     # within 400 MB, medium within 700 MB at beam 5; a k-quant where the legacy types of the
-    # same size do not fit (bench/memory_table.py measures the picks' peak RSS: after patches
-    # 0020-0022 small q8_0, estimated 398 MB, peaked at 365 MB; medium q4_k, estimated 687 MB,
-    # at 599 MB; the estimates count whole caches, a run touches what it writes).
+    # same size do not fit (bench/memory_table.py measures the picks' peak RSS: after patch
+    # 0027 tiny.en q5_0 with q8_0 caches, estimated 98 MB, peaked at 97 MB; small q8_0, 397 MB,
+    # at 363 MB; medium q4_k, 686 MB, at 595 MB; the estimates count whole caches, a run
+    # touches what it writes).
     from whisperx_native.manager.budget import MB, candidates, fitting, need_of
 
     assert candidates("medium.en", ["medium.en"])[-2:] == ["medium.en-q4_0", "medium.en-q3_k"]
