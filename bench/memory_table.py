@@ -20,7 +20,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 JFK = REPO / "vendor" / "whisper.cpp" / "samples" / "jfk.wav"
-MB_ = 1_000_000
 
 CHILD = """
 import sys, whisperx_native as wn
@@ -72,6 +71,7 @@ def pick_wer(budget_mb: int = 100) -> dict:
     import whisperx_native as wn
     from default_race import CACHE, LONG_SEEDS
     from speech import JFK_TEXT
+    from whisperx_native.manager.budget import MB
 
     sets = {"six long files": [], "24 clips": corpus.build_utterances(CACHE),
             "11 recordings of people": corpus.real_speech(CACHE) + [(JFK, JFK_TEXT)]}
@@ -84,7 +84,7 @@ def pick_wer(budget_mb: int = 100) -> dict:
         runners[f"q5q8 {kv}"] = wn.Model("tiny.en-q5q8", n_threads=2, adapt_threads=False, best_variant=False,
                                          kv_type=kv).transcribe
     out = {}
-    with wn.WhisperManager("tiny.en", memory_budget=budget_mb * MB_, n_threads=2, idle_timeout=None, max_concurrent=1,
+    with wn.WhisperManager("tiny.en", memory_budget=budget_mb * MB, n_threads=2, idle_timeout=None, max_concurrent=1,
                            auto_downgrade=False) as manager:
         runners["pick"] = manager.transcribe
         for key, items in sets.items():

@@ -331,6 +331,7 @@ def full_run(state, audio: np.ndarray, opts: DecodeOptions, trim: bool, *, on_se
         kw["on_progress"] = _rising(on_progress)
     audio_s = audio.size / SAMPLE_RATE
     ctx = audio_ctx_for(audio_s)
+    spent: list = []  # native timings of a trimmed run not kept
     if trim and ctx < N_AUDIO_CTX:
         held: list = []
         raw = state.full(audio, opts.replace(audio_ctx=ctx), on_segment=held.append if on_segment else None, **kw)
@@ -338,11 +339,9 @@ def full_run(state, audio: np.ndarray, opts: DecodeOptions, trim: bool, *, on_se
             for s in held:
                 on_segment(s)
             return raw, dict(raw["timings"])
-        first = raw["timings"]
-        raw = state.full(audio, opts, on_segment=on_segment, **kw)
-        return raw, sum_timings([first, raw["timings"]])
+        spent.append(raw["timings"])
     raw = state.full(audio, opts, on_segment=on_segment, **kw)
-    return raw, dict(raw["timings"])
+    return raw, sum_timings(spent + [raw["timings"]])
 
 
 def _fits_its_audio(raws, audio_s: float) -> bool:
