@@ -90,11 +90,17 @@ def test_a_fresh_state_holds_little_of_its_buffers(tiny_en_ggml) -> None:
     # 0027: a scheduler's graph metadata (1.6 MB) is no longer zero-filled, so a state that
     # has not run holds the encoder's input and output it clears and a few small vectors;
     # its caches and compute buffer become resident where a run writes them. Before: 4.3 MB
-    # a state, 1.4 more than now.
-    import psutil
+    # a state, 1.4 more than now. A fresh interpreter: in this one, earlier tests' freed heap
+    # and threads move RSS while it is read.
+    import json
 
+    from _util import run_python
+
+    proc = run_python(f"""
+    import json, psutil
+    from whisperx_native import _native
     proc = psutil.Process()
-    with _native.Context(str(tiny_en_ggml)) as ctx:
+    with _native.Context({str(tiny_en_ggml)!r}) as ctx:
         ctx.new_state().close()  # one-time allocations of the first state
         rss0 = proc.memory_info().rss
         states = [ctx.new_state() for _ in range(4)]
@@ -102,6 +108,11 @@ def test_a_fresh_state_holds_little_of_its_buffers(tiny_en_ggml) -> None:
         mem = states[0].memory()
         for st in states:
             st.close()
+    print(json.dumps(dict(per_state=per_state, mem=mem)))
+    """)
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads(proc.stdout.strip().splitlines()[-1])
+    per_state, mem = m["per_state"], m["mem"]
     assert per_state <= mem["encoder_io_size"] + 1_000_000, (per_state, mem)
 
 
