@@ -89,9 +89,10 @@ def test_decoder_buffer_holds_only_the_rows_read(tiny_en_ggml) -> None:
 def test_a_fresh_state_holds_little_of_its_buffers(tiny_en_ggml) -> None:
     # 0027: a scheduler's graph metadata (1.6 MB) is no longer zero-filled, so a state that
     # has not run holds the encoder's input and output it clears and a few small vectors;
-    # its caches and compute buffer become resident where a run writes them. Before: 4.3 MB
-    # a state, 1.4 more than now. A fresh interpreter: in this one, earlier tests' freed heap
-    # and threads move RSS while it is read.
+    # its caches and compute buffer become resident where a run writes them. Measured: 2.9 MB
+    # a state with the editable build, 3.4 with the wheel .ci/run builds (each the same on
+    # every run); before 0027 1.4 MB more (4.3). A fresh interpreter: in this one, earlier
+    # tests' freed heap and threads move RSS while it is read.
     import json
 
     from _util import run_python
@@ -113,7 +114,7 @@ def test_a_fresh_state_holds_little_of_its_buffers(tiny_en_ggml) -> None:
     assert proc.returncode == 0, proc.stderr
     m = json.loads(proc.stdout.strip().splitlines()[-1])
     per_state, mem = m["per_state"], m["mem"]
-    assert per_state <= mem["encoder_io_size"] + 1_000_000, (per_state, mem)
+    assert per_state <= mem["encoder_io_size"] + 1_500_000, (per_state, mem)
 
 
 def test_one_compute_buffer_serves_every_graph_of_a_state(tiny_en_ggml, long_samples) -> None:
