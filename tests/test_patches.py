@@ -290,6 +290,43 @@ def test_clearing_the_written_cells_leaves_a_fresh_cache(tiny_en_ggml, jfk_sampl
     assert "ask not what your country" in normalize(" ".join(r[2] for r in expected))
 
 
+def test_a_state_is_resident_for_the_graph_that_runs(tiny_en_ggml) -> None:
+    # 0028: the conv and encoder graphs' compute memory, the encoder's padded K/V and its
+    # input/output go back to the kernel once the cross K/V are computed; what a beam-5 run
+    # leaves resident is the cross cache, the decoder's part of the compute buffer and the
+    # cells and vectors it wrote (tiny.en, jfk.wav: 18.0 MB measured; 30 MB and more before,
+    # every buffer at its high-water mark). A fresh interpreter, as above.
+    import json
+
+    from _util import run_python
+
+    jfk = REPO / "vendor" / "whisper.cpp" / "samples" / "jfk.wav"
+    proc = run_python(f"""
+    import json, psutil
+    import whisperx_native as wn
+    from whisperx_native import _native
+    proc = psutil.Process()
+    audio = wn.load_audio({str(jfk)!r})
+    opts = wn.DecodeOptions(n_threads=2, beam_size=5)
+    with _native.Context({str(tiny_en_ggml)!r}) as ctx:
+        with ctx.new_state() as st:
+            st.full(audio[:16000], opts)  # the first run's one-time allocations
+        with ctx.new_state() as st:
+            rss0 = proc.memory_info().rss
+            text = st.full(audio, opts)["segments"][0].text
+            grew = proc.memory_info().rss - rss0
+            mem = st.memory()
+    print(json.dumps(dict(grew=grew, mem=mem, text=text)))
+    """)
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads(proc.stdout.strip().splitlines()[-1])
+    grew, mem = m["grew"], m["mem"]
+    assert "ask not what your country" in normalize(m["text"])
+    # everything a run allocates, at once, would be all of these and the self cells besides
+    held_at_once = mem["kv_cross_size"] + mem["compute_buffer"] + mem["kv_pad_size"] + mem["encoder_io_size"]
+    assert grew <= mem["kv_cross_size"] + mem["compute_buffer"] < held_at_once - 4_000_000, (grew, mem)
+
+
 @pytest.mark.parametrize("type_name", ["q8_0", "q4_0"])  # tinyBLAS_Q0 types
 def test_a_products_columns_do_not_depend_on_how_many_are_computed_together(type_name) -> None:
     # 0017: five columns (a beam of five) go through one 4x5 tile pass instead of 4 + 1.
