@@ -300,15 +300,14 @@ def test_a_state_is_resident_for_the_graph_that_runs(tiny_en_ggml) -> None:
     # every buffer at its high-water mark). A fresh interpreter, as above.
     import json
 
-    from _util import run_python
+    from _util import JFK_WAV, run_python
 
-    jfk = REPO / "vendor" / "whisper.cpp" / "samples" / "jfk.wav"
     proc = run_python(f"""
     import json, psutil
     import whisperx_native as wn
     from whisperx_native import _native
     proc = psutil.Process()
-    audio = wn.load_audio({str(jfk)!r})
+    audio = wn.load_audio({str(JFK_WAV)!r})
     opts = wn.DecodeOptions(n_threads=2, beam_size=5)
     with _native.Context({str(tiny_en_ggml)!r}) as ctx:
         with ctx.new_state() as st:
