@@ -117,16 +117,22 @@ def test_bf16_model_file(tiny_en_ggml: Path, tmp_path: Path, jfk_samples) -> Non
     assert JFK in r.text.lower()
 
 
-def _mixed_file(tiny_en_ggml: Path, tmp_path: Path, name: str, encoder: str, decoder: str):
+def _mixed_file(tiny_en_ggml: Path, tmp_path: Path, name: str, encoder: str, decoder: str,
+                embedding: "str | None" = None):
     """tiny.en quantized as the mixed type ``name``: every encoder matrix ``encoder``, every
-    decoder and cross-attention matrix ``decoder`` (vendor/patches/0004)."""
+    decoder and cross-attention matrix ``decoder`` (vendor/patches/0004), the token embedding
+    ``embedding`` (vendor/patches/0029; default: the decoder's)."""
+    embedding = embedding or decoder
     out = quantize_model(tiny_en_ggml, tmp_path / f"ggml-tiny.en-{name}.bin", name)
     info = ggml_file.validate(out)
-    assert info.hparams.mixed and info.wtype.name == encoder and info.hparams.decoder_wtype.name == decoder
+    hp = info.hparams
+    assert (info.wtype.name, hp.decoder_wtype.name, hp.embedding_wtype.name) == (encoder, decoder, embedding)
+    assert hp.mixed == (decoder != encoder) and hp.own_embedding == (embedding != decoder)
     weights = [t for t in info.tensors if t.type.name not in ("f32", "f16")]
+    emb = "decoder.token_embedding.weight"
     assert {t.type.name for t in weights if t.name.startswith("encoder.")} == {encoder}
-    assert {t.type.name for t in weights if t.name.startswith("decoder.")} == {decoder}
-    assert any(t.name == "decoder.token_embedding.weight" and t.type.name == decoder for t in info.tensors)
+    assert {t.type.name for t in weights if t.name.startswith("decoder.") and t.name != emb} == {decoder}
+    assert any(t.name == emb and t.type.name == embedding for t in info.tensors)
     return out, info
 
 
@@ -148,6 +154,30 @@ def test_q5_0_encoder_q8_0_decoder_file(tiny_en_ggml: Path, tmp_path: Path, jfk_
     assert info.weight_bytes == registry.get("tiny.en-q5q8").weight_bytes < registry.get("tiny.en-q8_0").weight_bytes
     with wn.Model(out, n_threads=2, adapt_threads=False) as m:
         assert JFK in m.transcribe(jfk_samples, language="en").text.lower()
+
+
+def test_q5_0_file_with_a_q8_0_token_embedding(tiny_en_ggml: Path, tmp_path: Path, jfk_samples) -> None:
+    """tiny.en-q5e8 (the budget's step after q5q8): q5_0 everywhere but the token embedding, q8_0.
+    whisper.cpp checks every tensor's size against the type it created it with, so a load that
+    succeeds is patch 0029 reading the embedding's own type from the header."""
+    from whisperx_native.models import registry
+
+    out, info = _mixed_file(tiny_en_ggml, tmp_path, "q5e8", "q5_0", "q5_0", "q8_0")
+    assert info.hparams.ftype == 8 + 1000 * 2 + 1_000_000 * (7 + 1)
+    assert info.weight_bytes == registry.get("tiny.en-q5e8").weight_bytes < registry.get("tiny.en-q5q8").weight_bytes
+    assert registry.get("tiny.en-q5e8").wtype == "q5_0+q5_0+q8_0"
+    with wn.Model(out, n_threads=2, adapt_threads=False) as m:
+        assert JFK in m.transcribe(jfk_samples, language="en").text.lower()  # beam search
+        assert JFK in m.transcribe(jfk_samples, preset="fast", language="en").text.lower()
+
+
+def test_an_embedding_type_that_is_the_decoders_is_refused() -> None:
+    """A token embedding "of its own" that is the decoder's type: one meaning, one spelling."""
+    hp = ggml_file.HParams(51864, 1500, 384, 6, 4, 448, 384, 6, 4, 80, 8 + 2000 + 1_000_000 * (8 + 1))
+    with pytest.raises(wn.ModelError, match="decoder's own type"):
+        hp.check()
+    with pytest.raises(wn.ModelError, match="unknown to ggml"):  # an embedding ftype ggml lacks
+        ggml_file.HParams(51864, 1500, 384, 6, 4, 448, 384, 6, 4, 80, 8 + 2000 + 1_000_000 * (31 + 1)).check()
 
 
 def test_a_mixed_header_with_one_type_is_refused() -> None:

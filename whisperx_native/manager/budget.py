@@ -30,8 +30,9 @@ PROCESS_OVERHEAD = 42 * MB
 BUDGET_BEAM_SIZE = 5
 #: Tried in this order when a model is over budget (registry names only): smaller files, and
 #: where two are about the size, the one that keeps more of the decoder (q5q8: q5_0 encoder,
-#: q8_0 decoder; the words depend on the decoder's precision more than on the encoder's).
-QUANTIZED_STEPS = ("q8_0", "q5q8", "q6_k", "q5_1", "q5_k", "q5_0", "q4_k", "q4_0", "q3_k")
+#: q8_0 decoder; the words depend on the decoder's precision more than on the encoder's, and
+#: within the decoder on the token embedding's: q5e8 keeps only that at q8_0).
+QUANTIZED_STEPS = ("q8_0", "q5q8", "q5e8", "q6_k", "q5_1", "q5_k", "q5_0", "q4_k", "q4_0", "q3_k")
 
 
 def _estimate(name: str, n_states: int, beam_size: int, kv_type) -> "registry.MemoryEstimate":

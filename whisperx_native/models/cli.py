@@ -49,7 +49,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     q = sub.add_parser("quantize", parents=[common], help="quantize an installed (or installable) model")
     q.add_argument("name", help="F16 model name, e.g. tiny.en")
     q.add_argument("type", help="q8_0, q5_0, q5_1, q4_0, q4_1 (q2_k..q6_k for base and larger), bf16, or the "
-                                "mixed bf16q8 / q5q8 (encoder type, q8_0 decoder)")
+                                "mixed bf16q8 / q5q8 (encoder type, q8_0 decoder) and q5e8 (q5_0, q8_0 "
+                                "token embedding)")
     q.add_argument("--offline", action="store_true", help="never download the F16 model")
 
     v = sub.add_parser("verify", parents=[common], help="validate installed files and their checksums")

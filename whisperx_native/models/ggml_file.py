@@ -6,7 +6,8 @@ This module mirrors ``whisper_model_load`` of whisper.cpp 1.8.5
     uint32      magic 0x67676d6c ("ggml")
     int32 x 11  hparams: n_vocab, n_audio_ctx, n_audio_state, n_audio_head,
                 n_audio_layer, n_text_ctx, n_text_state, n_text_head,
-                n_text_layer, n_mels, ftype (+ 1000 x quantization version)
+                n_text_layer, n_mels, ftype (+ 1000 x quantization version;
+                our mixed files: patches 0004 and 0029, see DECODER_FTYPE_FACTOR)
     int32       n_mel, int32 n_fft, then float32[n_mel * n_fft] mel filterbank
     int32       n_tokens, then per token: uint32 length, bytes[length]
     tensors, one after the other until end of file, each:
@@ -211,6 +212,10 @@ SUPPORTED_FTYPES = frozenset({1, 2, 3, 7, 8, 9, 10, 11, 12, 13, 14, 24})
 # Only our patched whisper.cpp reads such files (stock whisper.cpp aborts on them).
 DECODER_FTYPE_FACTOR = 32
 
+# vendor/patches/0029: + 1000000 x (embedding ftype + 1) gives the token embedding (the
+# logits projection too) a type of its own: q8_0 beside q5_0 decoder layers keeps the words.
+EMBEDDING_FTYPE_FACTOR = 1_000_000
+
 
 def ggml_type(key: int | str) -> GGMLType:
     """Look a ggml type up by id or by name (``"f16"``, ``"q5_0"``...)."""
@@ -238,7 +243,7 @@ class HParams:
     n_text_head: int
     n_text_layer: int
     n_mels: int
-    ftype: int  # raw value: ftype % 1000 is the ggml_ftype, ftype // 1000 the quantization version
+    ftype: int  # raw value: ftype % 1000 is the ggml_ftype, ftype // 1000 % 1000 the quantization version
 
     _STRUCT = struct.Struct("<11i")
 
@@ -256,7 +261,7 @@ class HParams:
 
     @property
     def qntvr(self) -> int:
-        return self.ftype // GGML_QNT_VERSION_FACTOR
+        return self.ftype % EMBEDDING_FTYPE_FACTOR // GGML_QNT_VERSION_FACTOR
 
     @property
     def encoder_ftype(self) -> int:
@@ -270,8 +275,20 @@ class HParams:
         return code - 1 if code else self.encoder_ftype
 
     @property
+    def embedding_ftype(self) -> int:
+        """The ggml_ftype of the token embedding (vendor/patches/0029)."""
+        code = self.ftype // EMBEDDING_FTYPE_FACTOR
+        return code - 1 if code > 0 else self.decoder_ftype
+
+    @property
     def mixed(self) -> bool:
+        """Whether the decoder's 2-D weights have a type of their own."""
         return self.base_ftype >= DECODER_FTYPE_FACTOR
+
+    @property
+    def own_embedding(self) -> bool:
+        """Whether the token embedding has a type of its own."""
+        return self.ftype >= EMBEDDING_FTYPE_FACTOR
 
     @property
     def wtype(self) -> GGMLType:
@@ -282,6 +299,21 @@ class HParams:
     def decoder_wtype(self) -> GGMLType:
         """Type of the decoder's and cross-attention's 2-D weights."""
         return FTYPE_TO_GGML_TYPE[self.decoder_ftype]
+
+    @property
+    def embedding_wtype(self) -> GGMLType:
+        """Type of the token embedding (the decoder's, unless the file gives it its own)."""
+        return FTYPE_TO_GGML_TYPE[self.embedding_ftype]
+
+    @property
+    def type_name(self) -> str:
+        """``q5_0``, ``q5_0+q8_0`` (decoder), ``q5_0+q5_0+q8_0`` (token embedding)."""
+        names = [self.wtype.name]
+        if self.mixed or self.own_embedding:
+            names.append(self.decoder_wtype.name)
+        if self.own_embedding:
+            names.append(self.embedding_wtype.name)
+        return "+".join(names)
 
     @property
     def conv_type(self) -> GGMLType:
@@ -353,7 +385,10 @@ class HParams:
             # one meaning, one spelling: a flipped bit must not pass as a valid header
             raise ModelError(f"ftype {self.ftype} gives the decoder the encoder's own type "
                              f"(ggml_ftype {self.encoder_ftype}): not a file we write")
-        for base in {self.encoder_ftype, self.decoder_ftype}:
+        if self.own_embedding and self.embedding_ftype == self.decoder_ftype:
+            raise ModelError(f"ftype {self.ftype} gives the token embedding the decoder's own type "
+                             f"(ggml_ftype {self.decoder_ftype}): not a file we write")
+        for base in {self.encoder_ftype, self.decoder_ftype, self.embedding_ftype}:
             self._check_one_ftype(base, qntvr)
 
     def _check_one_ftype(self, base: int, qntvr: int) -> None:
@@ -463,7 +498,7 @@ def expected_tensors(hp: HParams) -> list[TensorSpec]:
     n = hp.n_text_state
     wtype = hp.decoder_wtype  # `weight` reads it at call time: the decoder's own type from here on
     f32("decoder.positional_embedding", n, hp.n_text_ctx)
-    weight("decoder.token_embedding.weight", n, hp.n_vocab)
+    specs.append(TensorSpec("decoder.token_embedding.weight", (n, hp.n_vocab), hp.embedding_wtype, "weight"))
     for i in range(hp.n_text_layer):
         block = f"decoder.blocks.{i}"
         attention(f"{block}.attn", n)
