@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import os
 import subprocess
 import sys
 import tempfile
@@ -24,12 +25,14 @@ def normalize(text: str) -> str:
     return " ".join(_PUNCT.sub(" ", text.lower()).split())
 
 
-def run_python(code: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``code`` in a fresh interpreter; fail the test if it died by a signal."""
+def run_python(code: str, timeout: float = 300, env: "dict | None" = None) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter (``env``: variables set beside ours); fail the test
+    if it died by a signal."""
     # Run outside the checkout: `python -c` puts the working directory first on sys.path,
     # and the source tree's whisperx_native has no compiled extension in it.
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=timeout, cwd=tempfile.gettempdir())
+                          text=True, timeout=timeout, cwd=tempfile.gettempdir(),
+                          env=None if env is None else {**os.environ, **env})
     assert proc.returncode >= 0, (f"interpreter killed by signal {-proc.returncode}\n"
                                   f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-4000:]}")
     return proc

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from _util import JFK_WAV, run_python
 
 
@@ -122,3 +124,35 @@ def test_freed_heap_goes_back_to_the_os():
     m = json.loads(proc.stdout.strip().splitlines()[-1])
     assert m["kept"] > 30e6  # freed, but still the process's
     assert m["after"] < 10e6  # the kept tenth (4 MB) and the pages they share
+
+
+@pytest.mark.parametrize("opt_out", [False, True])
+def test_a_model_keeps_large_freed_blocks_out_of_the_heap(tiny_en_ggml, opt_out):
+    # glibc raises its mmap threshold each time a mapped block is freed: after one 2 MB
+    # temporary, 2 MB blocks come from the heap, and freed below a block still in use they stay
+    # resident. A Model holds the threshold at 128 kB (_heap.keep_mmap_threshold): freed, they
+    # are unmapped at once. WHISPERX_NATIVE_KEEP_MALLOC=1 leaves glibc as it is: the same churn
+    # then keeps them, which is what this test tells apart.
+    import platform
+    import sys
+
+    if not (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"):
+        pytest.skip("mallopt(M_MMAP_THRESHOLD) is glibc's")
+    code = f"""
+    import json, psutil, whisperx_native as wn
+    m = wn.Model({str(tiny_en_ggml)!r}, n_threads=1, adapt_threads=False, best_variant=False)
+    proc = psutil.Process()
+    x = bytearray(2_000_000); del x  # a chunk's temporary, freed
+    rss0 = proc.memory_info().rss
+    blocks = [bytearray(2_000_000) for _ in range(10)]
+    pin = bytearray(1_000_000)  # a block after them, still in use
+    del blocks
+    print(json.dumps(dict(kept=proc.memory_info().rss - rss0 - len(pin))))
+    """
+    proc = run_python(code, env={"WHISPERX_NATIVE_KEEP_MALLOC": "1"} if opt_out else {})
+    assert proc.returncode == 0, proc.stderr
+    kept = json.loads(proc.stdout.strip().splitlines()[-1])["kept"]
+    if opt_out:
+        assert kept > 15e6  # glibc's dynamic threshold: the 20 MB freed stay the process's
+    else:
+        assert kept < 2e6

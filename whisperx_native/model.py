@@ -16,7 +16,7 @@ import time
 from typing import Callable, Dict, List, Optional
 
 from . import engine, filestream, pipeline
-from ._heap import release_free_heap
+from ._heap import keep_mmap_threshold, release_free_heap
 from .audio import SAMPLE_RATE, AudioLike, as_samples
 from .cancel import CancelToken
 from .engine import Engine, StateGroup
@@ -84,6 +84,7 @@ class Model:
         self.alignment_heads = pipeline.alignment_heads_for(alignment_heads, self.name, self.info.hparams)
         #: The attention caches' (K, V) types as loaded ("f16" or "q8_0" each).
         self.kv_type = pipeline.kv_type_for(kv_type, use_gpu=use_gpu, flash_attn=flash_attn, hp=self.info.hparams)
+        keep_mmap_threshold()  # freed buffers of a chunk's size go back at once (_heap)
         self._engine = Engine(self.path, use_gpu=use_gpu, flash_attn=flash_attn, alignment_heads=self.alignment_heads,
                               max_idle_states=max_idle_states, info=self.info, kv_type=self.kv_type)
         self._features = pipeline.Features(self.info.mel_filters)
