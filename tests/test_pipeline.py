@@ -202,7 +202,7 @@ def test_a_chunk_run_maps_times_back_to_the_file():
 
     class State:
         def full(self, audio, opts, mel=None, mel_frames=0, on_segment=None):
-            assert audio.size == int(5.1 * SR) and mel is None
+            assert audio.size == int(5.1 * SR) and mel is None  # numpy features off: the samples
             # no window for the padding after the speech: 5.1 s joined, 0.4 s VAD padding, 0.5 s margin
             assert opts.window_start_limit_ms == 4200
             return {"segments": [_raw(0.5, 2.0, " a"), _raw(2.2, 4.0, " b")],

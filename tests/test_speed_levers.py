@@ -82,6 +82,31 @@ def test_numpy_features_do_not_depend_on_the_fft_batch(tiny, long_samples, monke
     assert frames == frames_whole and np.array_equal(small, whole)
 
 
+def test_a_mel_handed_over_is_freed_before_the_run(tiny, jfk_samples) -> None:
+    # A mel in a one-element list is handed over: State.full takes it out and lets it go once
+    # whisper.cpp has copied it, so the caller's features are not resident beside the run
+    # (a 30 s chunk: 1 MB of mel; pipeline.run_chunk drops its 2 MB of samples too). The run
+    # reads the features only: its samples may be empty. Same result as the mel kept.
+    import weakref
+
+    st = tiny._engine.pool.acquire()
+    try:
+        opts = PRESETS["accurate"].replace(language="en", n_threads=1)
+        mel, frames = features.log_mel(jfk_samples, ggml_file.read_mel_filters(tiny.path))
+        kept = st.full(jfk_samples, opts, mel=mel, mel_frames=frames)
+        box, gone = [mel], weakref.ref(mel)
+        del mel
+        freed_during_run = []
+        handed = st.full(np.zeros(0, np.float32), opts, mel=box, mel_frames=frames,
+                         on_progress=lambda p: freed_during_run.append(gone() is None))
+        assert box == [] and gone() is None and freed_during_run and all(freed_during_run)
+        assert [(s.t0, s.t1, s.text) for s in handed["segments"]] == [(s.t0, s.t1, s.text) for s in kept["segments"]]
+        with pytest.raises(ValueError, match="a list holding one array"):
+            st.full(jfk_samples, opts, mel=[], mel_frames=frames)
+    finally:
+        tiny._engine.pool.release(st)
+
+
 def test_precomputed_mel_is_checked(tiny, jfk_samples) -> None:
     st = tiny._engine.pool.acquire()
     try:

@@ -311,10 +311,11 @@ class Model:
                 language, probs, detect_ms = pipeline.detect_language(st, samples, opts.n_threads, mel)
                 opts = opts.replace(language=language)
             release_free_heap()  # what reading and the features freed, before the run's own peak
+            if mel is not None:
+                mel = [mel]  # handed over: freed once whisper.cpp has its copy (pipeline.full_run)
             raw, native = pipeline.full_run(st, samples, opts, plan.trim_ctx, on_progress=progress_callback,
                                             on_segment=on_segment if segment_callback is not None else None,
                                             mel=mel, mel_frames=mel_frames)
-            del mel
         total_ms = (time.perf_counter() - t0) * 1000  # the native run's end: segments are made after
         native["mel_ms"] += mel_ms
         language = raw["language"] or opts.language

@@ -313,9 +313,12 @@ def segment(raw, words_of: "Optional[TokenTimeWords]" = None, timed=None) -> Seg
 PAST_END_S = 0.5
 
 
-def full_run(state, audio: np.ndarray, opts: DecodeOptions, trim: bool, *, on_segment=None, on_progress=None,
-             **kw) -> Tuple[dict, Dict[str, float]]:
+def full_run(state, audio: Optional[np.ndarray], opts: DecodeOptions, trim: bool, *, on_segment=None,
+             on_progress=None, audio_s: Optional[float] = None, **kw) -> Tuple[dict, Dict[str, float]]:
     """``state.full`` of ``audio`` (``kw``: its features) → (raw result, native timings).
+    With features, ``audio`` may be None and ``audio_s`` its length: the run reads only the
+    features, and a mel in a one-element list is handed over (State.full frees it once
+    whisper.cpp holds its copy), except where a trimmed run may need it a second time.
 
     ``trim`` (the fast preset): first on the encoder context cut to the audio
     (options.audio_ctx_for), which costs what the audio needs instead of a whole 30 s
@@ -329,10 +332,15 @@ def full_run(state, audio: np.ndarray, opts: DecodeOptions, trim: bool, *, on_se
     kept; progress only rises."""
     if on_progress is not None:
         kw["on_progress"] = _rising(on_progress)
-    audio_s = audio.size / SAMPLE_RATE
+    if audio is None:
+        audio = _NO_SAMPLES
+    else:
+        audio_s = audio.size / SAMPLE_RATE
     ctx = audio_ctx_for(audio_s)
     spent: list = []  # native timings of a trimmed run not kept
     if trim and ctx < N_AUDIO_CTX:
+        if isinstance(kw.get("mel"), list):  # needed again if the trimmed run is not kept
+            kw["mel"] = kw["mel"][0]
         held: list = []
         raw = state.full(audio, opts.replace(audio_ctx=ctx), on_segment=held.append if on_segment else None, **kw)
         if _fits_its_audio(raw["segments"], audio_s):
@@ -342,6 +350,9 @@ def full_run(state, audio: np.ndarray, opts: DecodeOptions, trim: bool, *, on_se
         spent.append(raw["timings"])
     raw = state.full(audio, opts, on_segment=on_segment, **kw)
     return raw, sum_timings(spent + [raw["timings"]])
+
+
+_NO_SAMPLES = np.zeros(0, np.float32)
 
 
 def _fits_its_audio(raws, audio_s: float) -> bool:
@@ -380,8 +391,12 @@ def run_chunk(state, samples: np.ndarray, chunk: Chunk, opts: DecodeOptions, wor
     pad_s = vad_parameters(opts)["speech_pad_ms"] / 1000
     opts = opts.replace(window_start_limit_ms=chunk.window_start_limit_ms(pad_s))
     mel, mel_frames, mel_ms = feats.compute(audio, opts, numpy_features)
-    raw, native = full_run(state, audio, opts, trim, mel=mel, mel_frames=mel_frames, on_segment=on_segment)
-    del mel
+    if mel is not None:  # the run reads the features only: neither stays resident beside it
+        audio_s, audio, mel = audio.size / SAMPLE_RATE, None, [mel]
+    else:
+        audio_s = None
+    raw, native = full_run(state, audio, opts, trim, audio_s=audio_s, mel=mel, mel_frames=mel_frames,
+                           on_segment=on_segment)
     native["mel_ms"] += mel_ms
     # Words are made in file time: a DTW time in the silence joined between two pieces of
     # speech goes to the piece after it for a start, before it for an end (remap_segment).

@@ -89,7 +89,7 @@ class State:
         on_progress: Optional[Callable[[int], None]] = ...,
         on_segment: Optional[Callable[[RawSegment], None]] = ...,
         token_details: bool = ...,
-        mel: Optional[np.ndarray] = ...,
+        mel: Union[np.ndarray, List[np.ndarray], None] = ...,  # a list hands the array over
         mel_frames: int = ...,
         # (token ids so far, writable float32 logits of n_vocab): known logits for tests
         logits_filter: Optional[Callable[[List[int], Any], None]] = ...,

@@ -899,7 +899,10 @@ cdef class State:
         ``mel`` (float32, C-contiguous, n_mel x n_len, see whisperx_native.features)
         replaces whisper.cpp's own feature computation; ``mel_frames`` is how many of
         its frames cover the audio (whisper.cpp's n_len_org). Not with offset_ms,
-        duration_ms or token timestamps (those read the samples)."""
+        duration_ms or token timestamps (those read the samples); ``samples`` are then
+        not read (an empty array will do). A list holding the mel hands it over: the call
+        takes it out, and the array is freed once whisper.cpp holds its copy, before the
+        run (what the caller's features would have kept resident beside it)."""
         cdef w.whisper_full_params p
         cdef Py_ssize_t n = samples.shape[0]
         cdef const float * data = &samples[0] if n > 0 else NULL
@@ -931,6 +934,10 @@ cdef class State:
                 # past the end of the audio: whisper.cpp would encode silent windows up to
                 # offset + duration (8 h of them for an 8 h duration): stop at the end instead
                 p.duration_ms = 0
+            if isinstance(mel, list):
+                if len(mel) != 1:
+                    raise OptionError("mel: an array, or a list holding one array")
+                mel = mel.pop()
             if mel is not None:
                 mel_view = mel
                 mel_n, mel_len = mel_view.shape[0], mel_view.shape[1]
@@ -981,6 +988,11 @@ cdef class State:
                 self._ctl.t_phase = t_start
                 if mel_data != NULL:
                     rc_mel = w.whisper_set_mel_with_state(c, self._st, mel_data, mel_len, mel_n)
+            if mel_data != NULL:
+                mel_view = None  # whisper.cpp has its copy: the array goes if the caller handed it over
+                mel = None
+            with nogil:
+                if mel_data != NULL:
                     if rc_mel == 0:
                         rc = w.whisper_full_with_state(c, self._st, p, NULL, 0)
                 else:
