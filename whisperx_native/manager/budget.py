@@ -2,14 +2,16 @@
 
 The budget is the process's peak resident memory, as the seed's figures are. The
 need of a model is the model store's estimate (``models.registry.estimate_memory``):
-weights exactly, plus per concurrent call the state whisper.cpp allocates (KV caches
-and compute buffer, with the self-attention cache grown for beam search), plus what
-the process holds beside them (:data:`PROCESS_OVERHEAD`). Registry names are
-estimated without installing anything; paths from their header.
+weights exactly, plus per concurrent call a state (KV caches and compute buffer, with
+the self-attention cache grown for beam search: on Linux at the resident peak of its
+largest phase, elsewhere every buffer at once), plus what the process holds beside them
+(:data:`PROCESS_OVERHEAD`). Registry names are estimated without installing anything;
+paths from their header.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Iterable, List, NamedTuple, Optional
 
 from ..errors import MemoryBudgetError, ModelError
@@ -21,11 +23,17 @@ MB = 1_000_000
 #: Default peak budget of the process, bytes.
 DEFAULT_BUDGET = 700 * MB
 #: A process's peak RSS beyond the estimate of its weights and states: the interpreter with
-#: numpy and this package (~26 MB), whisper.cpp's vocabulary and host-side vectors (the mel,
-#: logits rows), ggml-cpu's work buffer. bench/memory_table.py measured at most 41 MB at beam 5
-#: (tiny.en; small 9..14, medium below its estimate: the self cache is resident only where
-#: written) on 2026-11-29, after patches 0020-0022; the largest, rounded up.
-PROCESS_OVERHEAD = 42 * MB
+#: numpy and this package (~26 MB), whisper.cpp's vocabulary and host-side vectors, ggml-cpu's
+#: work buffer, a long file's reader (decoder, VAD) and results. Where a state's pages go back
+#: to the kernel between graphs (Linux: patches 0027, 0028, 0030) the states are counted at
+#: their resident peak (MemoryEstimate.peak_state), elsewhere at every buffer at once.
+#: Calibrated on tiny.en-q5e8, beam 5, one state (bench/long_file_memory.py, 2026-11-29): the
+#: largest of jfk.wav, the 4-minute long_a and the hour, with f16 or q8_0 caches, less the
+#: estimate, rounded up (small and medium peak well below theirs: their self caches are
+#: resident only where written, and a jfk.wav run writes a fraction of the worst case).
+PROCESS_OVERHEAD = 46 * MB
+#: Whether a state's memory is resident only for the graph that runs (see above).
+PAGES_HANDED_BACK = sys.platform == "linux"
 #: Default decoding is beam search of 5: budget for it.
 BUDGET_BEAM_SIZE = 5
 #: Tried in this order when a model is over budget (registry names only): smaller files, and
@@ -50,14 +58,15 @@ def need_of(name: str, n_states: int, beam_size: int = BUDGET_BEAM_SIZE, kv_type
     """Estimated peak bytes of a process running ``name`` (registry name or ggml path) with
     ``n_states`` calls, attention caches of ``kv_type`` ("auto": what Model(name) loads,
     pipeline.kv_type_for)."""
-    return PROCESS_OVERHEAD + _estimate(name, n_states, beam_size, kv_type).total
+    est = _estimate(name, n_states, beam_size, kv_type)
+    return PROCESS_OVERHEAD + (est.peak if PAGES_HANDED_BACK else est.total)
 
 
 def states_within(name: str, budget: int, beam_size: int = BUDGET_BEAM_SIZE, kv_type="auto") -> int:
     """How many states of ``name`` (each a call, or a long-form worker of one) fit ``budget``
     beside its weights and the process's overhead; at least 0."""
     est = _estimate(name, 1, beam_size, kv_type)
-    return max(0, (budget - PROCESS_OVERHEAD - est.weights) // est.state)
+    return max(0, (budget - PROCESS_OVERHEAD - est.weights) // (est.peak_state if PAGES_HANDED_BACK else est.state))
 
 
 def candidates(name: str, chain: Iterable[str]) -> List[str]:

@@ -200,16 +200,35 @@ class MemoryEstimate:
         return kv_self + self.kv_cross + self.kv_pad + self.encoder_io + max(self.compute.values())
 
     @property
+    def peak_state(self) -> int:
+        """What one state holds resident at its peak where pages go back to the kernel between
+        graphs (Linux, CPU: vendor/patches/0027, 0028, 0030): the largest of its phases, not
+        the sum of its buffers. The conv and encoder graphs with the encoder's input/output
+        and padded K/V; the cross graph with its output, the cross cache; the decoder with
+        the cross cache and the self cells of the window's worst case for its beams."""
+        base = kv_self_cells(self.n_text_ctx)
+        kv_self = self.kv_self * kv_self_cells(self.n_text_ctx, self.beam_size) // base
+        encode = max(self.compute["conv"], self.compute["encode"]) + self.kv_pad + self.encoder_io
+        cross = self.compute["cross"] + self.kv_cross + self.encoder_io
+        decode = self.compute["decode"] + self.kv_cross + kv_self
+        return max(encode, cross, decode)
+
+    @property
     def total(self) -> int:
         """Weights plus ``n_states`` states (``int(estimate)`` is the same)."""
         return self.weights + self.n_states * self.state
+
+    @property
+    def peak(self) -> int:
+        """Weights plus ``n_states`` states at their resident peak (:attr:`peak_state`)."""
+        return self.weights + self.n_states * self.peak_state
 
     def __int__(self) -> int:
         return self.total
 
     def as_dict(self) -> Dict[str, object]:
         d = dataclasses.asdict(self)
-        d.update(state=self.state, total=self.total)
+        d.update(state=self.state, total=self.total, peak_state=self.peak_state, peak=self.peak)
         return d
 
 
