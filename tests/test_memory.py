@@ -40,11 +40,17 @@ def test_memory_report_matches_rss_growth(tiny_en_ggml):
     # Loading reads every weight: resident memory grows by what whisper.cpp reports.
     assert abs(m["load_growth"] - m["weights"]) <= 0.2 * m["weights"]
     # A run touches most of the state's buffers (the encoder all of the shared compute
-    # buffer, patch 0016). What it adds beyond them is host memory no buffer reports:
-    # ggml-cpu's work buffer (the largest graph's operands converted to the weights' type),
-    # the mel and the logits rows: 13 MB measured for tiny.en.
+    # buffer, patch 0016). On Linux it hands them back when it ends (patch 0030): what stays
+    # is host memory no buffer reports, ggml-cpu's work buffer (the largest graph's operands
+    # converted to the weights' type) and the state's mel: 9 MB measured for tiny.en, against
+    # 29 MB of state buffers. Elsewhere the buffers stay resident too (13 MB beyond them).
+    import sys
+
     run_growth = m["total_growth"] - m["load_growth"]
-    assert 0.5 * m["state"] <= run_growth <= m["state"] + 18e6
+    if sys.platform == "linux":
+        assert run_growth < 0.5 * m["state"] and run_growth <= 18e6
+    else:
+        assert 0.5 * m["state"] <= run_growth <= m["state"] + 18e6
 
 
 def test_model_memory_lists_states(tiny):
