@@ -28,8 +28,8 @@ DEFAULT_BUDGET = 700 * MB
 #: to the kernel between graphs (Linux: patches 0027, 0028, 0030) the states are counted at
 #: their resident peak (MemoryEstimate.peak_state), elsewhere at every buffer at once.
 #: Calibrated on tiny.en-q5e8, beam 5, one state (bench/long_file_memory.py, 2026-11-29): the
-#: largest of jfk.wav, the 4-minute long_a and the hour, with f16 or q8_0 caches, less the
-#: estimate, rounded up (small and medium peak well below theirs: their self caches are
+#: largest of jfk.wav and the 4-minute long_a, with f16 or q8_0 caches, less the estimate,
+#: rounded up (an hour's results add ~5 MB beyond it: 104 MB measured) (small and medium peak well below theirs: their self caches are
 #: resident only where written, and a jfk.wav run writes a fraction of the worst case).
 PROCESS_OVERHEAD = 46 * MB
 #: Whether a state's memory is resident only for the graph that runs (see above).
@@ -59,14 +59,19 @@ def need_of(name: str, n_states: int, beam_size: int = BUDGET_BEAM_SIZE, kv_type
     ``n_states`` calls, attention caches of ``kv_type`` ("auto": what Model(name) loads,
     pipeline.kv_type_for)."""
     est = _estimate(name, n_states, beam_size, kv_type)
-    return PROCESS_OVERHEAD + (est.peak if PAGES_HANDED_BACK else est.total)
+    return PROCESS_OVERHEAD + est.weights + n_states * _state_bytes(est)
 
 
 def states_within(name: str, budget: int, beam_size: int = BUDGET_BEAM_SIZE, kv_type="auto") -> int:
     """How many states of ``name`` (each a call, or a long-form worker of one) fit ``budget``
     beside its weights and the process's overhead; at least 0."""
     est = _estimate(name, 1, beam_size, kv_type)
-    return max(0, (budget - PROCESS_OVERHEAD - est.weights) // (est.peak_state if PAGES_HANDED_BACK else est.state))
+    return max(0, (budget - PROCESS_OVERHEAD - est.weights) // _state_bytes(est))
+
+
+def _state_bytes(est: "registry.MemoryEstimate") -> int:
+    """One state as the budget counts it: at its resident peak where pages go back (Linux)."""
+    return est.peak_state if PAGES_HANDED_BACK else est.state
 
 
 def candidates(name: str, chain: Iterable[str]) -> List[str]:

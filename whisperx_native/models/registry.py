@@ -192,12 +192,15 @@ class MemoryEstimate:
     n_text_ctx: int = 448
 
     @property
+    def kv_self_beams(self) -> int:
+        """The self-attention cache grown to a window's worst case for ``beam_size`` decoders."""
+        return self.kv_self * kv_self_cells(self.n_text_ctx, self.beam_size) // kv_self_cells(self.n_text_ctx)
+
+    @property
     def state(self) -> int:
         """One state; beam search grows the self-attention cache to a window's worst case
         for its beams (``kv_self_cells``)."""
-        base = kv_self_cells(self.n_text_ctx)
-        kv_self = self.kv_self * kv_self_cells(self.n_text_ctx, self.beam_size) // base
-        return kv_self + self.kv_cross + self.kv_pad + self.encoder_io + max(self.compute.values())
+        return self.kv_self_beams + self.kv_cross + self.kv_pad + self.encoder_io + max(self.compute.values())
 
     @property
     def peak_state(self) -> int:
@@ -206,11 +209,9 @@ class MemoryEstimate:
         the sum of its buffers. The conv and encoder graphs with the encoder's input/output
         and padded K/V; the cross graph with its output, the cross cache; the decoder with
         the cross cache and the self cells of the window's worst case for its beams."""
-        base = kv_self_cells(self.n_text_ctx)
-        kv_self = self.kv_self * kv_self_cells(self.n_text_ctx, self.beam_size) // base
         encode = max(self.compute["conv"], self.compute["encode"]) + self.kv_pad + self.encoder_io
         cross = self.compute["cross"] + self.kv_cross + self.encoder_io
-        decode = self.compute["decode"] + self.kv_cross + kv_self
+        decode = self.compute["decode"] + self.kv_cross + self.kv_self_beams
         return max(encode, cross, decode)
 
     @property
