@@ -46,7 +46,8 @@ import whisperx_native as wn
 path, how, out = sys.argv[1:4]
 t = time.perf_counter()
 if how == "budget":  # what WhisperManager runs under the seed's 100 MB for tiny.en, one call at a time
-    m = wn.WhisperManager("tiny.en", memory_budget=100_000_000, max_concurrent=1, n_threads=2, idle_timeout=None,
+    from whisperx_native.manager.budget import MB
+    m = wn.WhisperManager("tiny.en", memory_budget=100 * MB, max_concurrent=1, n_threads=2, idle_timeout=None,
                           auto_downgrade=False)
     r = m.transcribe(path)
 elif how == "q5e8":  # the smallest file that keeps the words (tiny.en-q5e8), one state: what fits 100 MB

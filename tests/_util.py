@@ -36,3 +36,20 @@ def run_python(code: str, timeout: float = 300, env: "dict | None" = None) -> su
     assert proc.returncode >= 0, (f"interpreter killed by signal {-proc.returncode}\n"
                                   f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-4000:]}")
     return proc
+
+
+# Linux carries a process's peak RSS across fork and exec: a child of pytest would report at
+# least pytest's size. A small Python in between starts the measured one (bench/runners.py).
+RSS_PROBE = ("import os, subprocess, sys; p = subprocess.Popen(sys.argv[1:]); _, st, ru = os.wait4(p.pid, 0); "
+             "print(ru.ru_maxrss if os.waitstatus_to_exitcode(st) == 0 else -1)")
+
+
+def peak_rss_mb(code: str, *args: str, timeout: float = 600, env: "dict | None" = None,
+                cwd: "str | None" = None) -> float:
+    """Whole-process peak RSS (MB: MiB, ``ru_maxrss`` / 1024) of ``python -c code args...``."""
+    proc = subprocess.run([sys.executable, "-c", RSS_PROBE, sys.executable, "-c", textwrap.dedent(code), *args],
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd or tempfile.gettempdir(),
+                          env=None if env is None else {**os.environ, **env})
+    kb = int(proc.stdout.strip().splitlines()[-1])
+    assert kb > 0, proc.stderr[-4000:]
+    return kb / 1024

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -23,7 +21,7 @@ from whisperx_native.audio import stream_audio
 from whisperx_native.cancel import CancelToken
 from whisperx_native.errors import AudioError, Cancelled
 from whisperx_native.vad.silero import load_vad
-from _util import JFK_WAV
+from _util import JFK_WAV, peak_rss_mb
 
 SR = wn.SAMPLE_RATE
 DATA = Path(__file__).parent / "data"
@@ -326,11 +324,6 @@ def test_a_model_cancel_between_the_read_and_the_run_is_not_lost(tiny, sparse_fi
 
 
 # --------------------------------------------------------------------------- memory
-# Linux carries a process's peak RSS across fork and exec: a child of pytest would report at
-# least pytest's size. A small Python in between starts the measured one (bench/runners.py).
-_PROBE = ("import os, subprocess, sys; p = subprocess.Popen(sys.argv[1:]); _, st, ru = os.wait4(p.pid, 0); "
-          "print(ru.ru_maxrss if os.waitstatus_to_exitcode(st) == 0 else -1)")
-
 _CHILD = """
 import json, os, sys
 import whisperx_native as wn
@@ -365,12 +358,9 @@ def _peak_rss_mb(model: Path, audio: Path, how: str, tmp: Path) -> tuple:
     # from 10 to 20 minutes of chunks, the same with samples in memory). Pinned, the peak is what
     # the code holds; bench/long_file_memory.py measures the default allocator.
     env = dict(os.environ, TMPDIR=str(spool), MALLOC_MMAP_THRESHOLD_="131072")
-    proc = subprocess.run([sys.executable, "-c", _PROBE, sys.executable, "-c", _CHILD, str(model), str(audio), how,
-                           str(out)], capture_output=True, text=True, timeout=600, cwd=str(tmp), env=env)
-    kb = int(proc.stdout.strip().splitlines()[-1])
-    assert kb > 0, proc.stderr[-4000:]
+    mb = peak_rss_mb(_CHILD, str(model), str(audio), how, str(out), env=env, cwd=str(tmp))
     assert os.listdir(spool) == []  # the spool leaves nothing behind
-    return kb / 1024, json.loads(out.read_text())
+    return mb, json.loads(out.read_text())
 
 
 def test_peak_memory_does_not_grow_with_the_files_length(tiny_en_ggml, sparse_files, tmp_path) -> None:

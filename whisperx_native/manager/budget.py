@@ -19,7 +19,9 @@ from ..models import registry
 from ..models.ggml_file import validate
 from ..models.store import looks_like_path
 
-MB = 1_000_000
+#: The unit of the budget and of every RSS figure of this project: MiB, as ``ru_maxrss`` / 1024,
+#: ps, top and psutil users read a process's size (the seed's table was measured so).
+MB = 1 << 20
 #: Default peak budget of the process, bytes.
 DEFAULT_BUDGET = 700 * MB
 #: A process's peak RSS beyond the estimate of its weights and states: the interpreter with
@@ -27,11 +29,12 @@ DEFAULT_BUDGET = 700 * MB
 #: work buffer, a long file's reader (decoder, VAD) and results. Where a state's pages go back
 #: to the kernel between graphs (Linux: patches 0027, 0028, 0030) the states are counted at
 #: their resident peak (MemoryEstimate.peak_state), elsewhere at every buffer at once.
-#: Calibrated on tiny.en-q5e8, beam 5, one state (bench/long_file_memory.py, 2026-11-29): the
-#: largest of jfk.wav and the 4-minute long_a, with f16 or q8_0 caches, less the estimate,
-#: rounded up (an hour's results add ~5 MB beyond it: 104 MB measured) (small and medium peak well below theirs: their self caches are
-#: resident only where written, and a jfk.wav run writes a fraction of the worst case).
-PROCESS_OVERHEAD = 46 * MB
+#: Calibrated on tiny.en-q5e8 with q8_0 caches, beam 5, one state, through WhisperManager
+#: (bench/long_file_memory.py, 2026-11-29): the largest peak of jfk.wav and the 4-minute long_a
+#: (99.3 MB) less the estimate (51.0 MB), rounded up to half a MB. An hour's results add ~5 MB
+#: beyond it (104 MB measured). small and medium peak well below their estimates: their self
+#: caches are resident only where written, and a run writes a fraction of the worst case.
+PROCESS_OVERHEAD = 48 * MB + MB // 2
 #: Whether a state's memory is resident only for the graph that runs (see above).
 PAGES_HANDED_BACK = sys.platform == "linux"
 #: Default decoding is beam search of 5: budget for it.

@@ -20,8 +20,6 @@ import time
 from collections import deque
 from typing import Callable, Deque, Optional, Tuple
 
-import psutil
-
 from ..threads import machine_cores
 
 Sampler = Callable[[], float]
@@ -29,6 +27,8 @@ Sampler = Callable[[], float]
 
 def external_load_sampler() -> Sampler:
     """A sampler returning the external load (0..1) since its previous call."""
+    import psutil  # here, not at import: a manager without auto_downgrade never samples
+
     proc = psutil.Process()
     cores = machine_cores()  # psutil.cpu_times() is the whole machine's
     state = {}
