@@ -355,6 +355,54 @@ def test_a_state_between_runs_holds_its_results_not_its_working_memory(tiny_en_g
     # next run on the state gives the same text.
     m = _beam_run_on_a_fresh_state(tiny_en_ggml)
     assert m["left"] < 2_500_000, m
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="patches 0028 and 0031 hand pages back on Linux only")
+def test_a_windows_encoder_runs_beside_nothing_of_the_decoding(tiny_en_ggml) -> None:
+    # 0031: a run peaks at a window's encoder graph, and nothing of the decoding is resident
+    # there: not the decoders' vocabulary-sized vectors (sized where first written), not the
+    # last window's (freed before each encode), not the staging copy of the mel, not the conv
+    # graph's pages. 40 s at beam 5 (two windows), q8_0 caches so that the decoder's phase is
+    # lower: tiny.en rose 16.5 MB, 22.9 MB on the 0030 build.
+    import json
+
+    from _util import JFK_WAV, run_python
+
+    proc = run_python(f"""
+    import json, threading, time
+    import numpy as np
+    import whisperx_native as wn
+    from whisperx_native import _native
+    from whisperx_native._heap import keep_mmap_threshold
+    keep_mmap_threshold()  # as a Model does: freed vectors leave RSS, not glibc's heap
+    def rss():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096
+    jfk = wn.load_audio({str(JFK_WAV)!r})
+    audio = np.concatenate([jfk, np.zeros(16000, np.float32)] * 4)[16000 * 2:16000 * 42]
+    opts = wn.DecodeOptions(n_threads=2, beam_size=5)
+    peak, done = [0], threading.Event()
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss())
+            time.sleep(0.0005)
+    with _native.Context({str(tiny_en_ggml)!r}, k_type="q8_0", v_type="q8_0") as ctx:
+        with ctx.new_state() as st:
+            st.full(audio[:16000], opts)  # the first run's one-time allocations
+        with ctx.new_state() as st:
+            rss0 = rss()
+            t = threading.Thread(target=sample)
+            t.start()
+            segments = st.full(audio, opts)["segments"]
+            done.set(); t.join()
+            mem = st.memory()
+    print(json.dumps(dict(rose=peak[0] - rss0, mem=mem, end=segments[-1].t1, n=len(segments))))
+    """)
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads(proc.stdout.strip().splitlines()[-1])
+    mem = m["mem"]
+    assert m["end"] > 30 and m["n"] >= 4, m  # a second window was decoded
+    assert m["rose"] <= mem["compute_buffer"] + mem["kv_pad_size"] + mem["encoder_io_size"] + 1_500_000, m
 @pytest.mark.parametrize("type_name", ["q8_0", "q4_0"])  # tinyBLAS_Q0 types
 def test_a_products_columns_do_not_depend_on_how_many_are_computed_together(type_name) -> None:
     # 0017: five columns (a beam of five) go through one 4x5 tile pass instead of 4 + 1.

@@ -205,11 +205,12 @@ class MemoryEstimate:
     @property
     def peak_state(self) -> int:
         """What one state holds resident at its peak where pages go back to the kernel between
-        graphs (Linux, CPU: vendor/patches/0027, 0028, 0030): the largest of its phases, not
-        the sum of its buffers. The conv and encoder graphs with the encoder's input/output
-        and padded K/V; the cross graph with its output, the cross cache; the decoder with
-        the cross cache and the self cells of the window's worst case for its beams."""
-        encode = max(self.compute["conv"], self.compute["encode"]) + self.kv_pad + self.encoder_io
+        graphs (Linux, CPU: vendor/patches/0027, 0028, 0030, 0031): the largest of its phases,
+        not the sum of its buffers. The conv graph with the encoder's input/output; the encoder
+        graph with them and the padded K/V; the cross graph with its output, the cross cache;
+        the decoder with the cross cache and the self cells of the window's worst case for its
+        beams."""
+        encode = max(self.compute["conv"], self.compute["encode"] + self.kv_pad) + self.encoder_io
         cross = self.compute["cross"] + self.kv_cross + self.encoder_io
         decode = self.compute["decode"] + self.kv_cross + self.kv_self_beams
         return max(encode, cross, decode)
