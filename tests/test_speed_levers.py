@@ -107,6 +107,33 @@ def test_a_mel_handed_over_is_freed_before_the_run(tiny, jfk_samples) -> None:
         tiny._engine.pool.release(st)
 
 
+def test_a_mel_without_its_padding_reads_the_same(tiny, jfk_samples, long_samples) -> None:
+    # 0032: whisper_set_mel fills the frames past the mel's end with its least value (the
+    # floor that padded silence holds) instead of zero, so the features go without their 30 s
+    # of padding but one frame (pipeline.Features: half of a 30 s chunk's mel, which the state
+    # holds through the run). Every window reads the same numbers: the same tokens, bit for
+    # bit, on a clip (one window, language detection on a multilingual-style first window)
+    # and on 48 s (a second window that starts near the end).
+    filters = ggml_file.read_mel_filters(tiny.path)
+    st = tiny._engine.pool.acquire()
+    try:
+        opts = PRESETS["accurate"].replace(language="en", n_threads=2)
+        ends = []
+        for x in (jfk_samples, long_samples, jfk_samples[: 16000 * 3]):
+            whole, frames = features.log_mel(x, filters)
+            short, frames_short = features.log_mel(x, filters, pad_30s=False)
+            assert frames_short == frames and short.shape[1] <= frames + 4 < whole.shape[1]
+            assert np.array_equal(short, whole[:, :short.shape[1]]) and short[:, -1].max() == whole.min()
+            runs = [st.full(np.zeros(0, np.float32), opts, mel=m, mel_frames=frames)["segments"]
+                    for m in (whole, short)]
+            a, b = ([(s.t0, s.t1, s.text, [(t.id, t.p, t.logprob) for t in s.tokens]) for s in r] for r in runs)
+            assert a == b and a
+            ends.append(a[-1][1])
+        assert ends[1] > 30.0  # a second window, which reads past the mel's end
+    finally:
+        tiny._engine.pool.release(st)
+
+
 def test_precomputed_mel_is_checked(tiny, jfk_samples) -> None:
     st = tiny._engine.pool.acquire()
     try:

@@ -59,11 +59,13 @@ def n_frames(n_samples: int) -> Tuple[int, int]:
     return (padded - N_FFT) // HOP, 1 + (n_samples + _HALF - N_FFT) // HOP
 
 
-def log_mel(samples: np.ndarray, bank: "MelBank | np.ndarray") -> Tuple[np.ndarray, int]:
+def log_mel(samples: np.ndarray, bank: "MelBank | np.ndarray", pad_30s: bool = True) -> Tuple[np.ndarray, int]:
     """Features of 16 kHz mono float32 ``samples`` (at least 201 of them) with the
     model's filterbank (a MelBank, or the n_mel x 201 array). Returns ``(mel, n_len_org)``: a C-contiguous
     float32 array (n_mel, n_len) laid out as whisper.cpp's ``mel.data``, and the
-    number of frames that cover the audio."""
+    number of frames that cover the audio. ``pad_30s=False``: without the 30 s of silence
+    after the audio but one frame of it (whisper_set_mel reads the mel's least value past
+    its end, vendor/patches/0032: the same numbers, half a 30 s window's memory)."""
     x = np.ascontiguousarray(samples, dtype=np.float32)
     n = x.size
     if n <= _HALF:
@@ -74,6 +76,8 @@ def log_mel(samples: np.ndarray, bank: "MelBank | np.ndarray") -> Tuple[np.ndarr
     n_len, n_len_org = n_frames(n)
     # Frames whose window reaches audio samples (whisper.cpp: (n + 200) / 160 + 1).
     n_fft_frames = min((n + _HALF) // HOP + 1, n_len)
+    if not pad_30s:  # one frame of the silence, which holds the floor: the mel's least value
+        n_len = min(n_len, n_fft_frames + 1)
     padded = np.zeros(n_fft_frames * HOP + N_FFT, np.float32)
     padded[:_HALF] = x[1:_HALF + 1][::-1]
     take = min(n, padded.size - _HALF)

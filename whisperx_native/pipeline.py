@@ -254,7 +254,7 @@ class Features:
         t0 = time.perf_counter()
         if self._bank is None:
             self._bank = features.MelBank(self._filters)
-        mel, frames = features.log_mel(samples, self._bank)
+        mel, frames = features.log_mel(samples, self._bank, pad_30s=False)
         return mel, frames, (time.perf_counter() - t0) * 1000
 
 
