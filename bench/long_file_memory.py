@@ -12,8 +12,8 @@ a disk spool, the VAD fed on the way: whisperx_native/filestream.py), "one state
 ``chunk_workers=1`` (the long-form chunks one after another on one 2-thread state, as
 WhisperManager runs them when its budget holds one state a call), "budget" the path through
 ``WhisperManager("tiny.en", memory_budget=100 MB, max_concurrent=1)`` (its pick: smaller weights,
-q8_0 caches, one state), "q5e8" the path on tiny.en-q5e8 (q5_0, q8_0 token embedding: the
-smallest file whose words hold), one state. The hour is long_a and
+q8_0 caches, one state), "q8" the path on tiny.en-q8_0 with q8_0 caches (the file whose words
+hold: the default's WER on the speech sets), one state. The hour is long_a and
 long_b of bench/corpus.py joined, cached as FLAC in ~/.cache/whisperx_native-bench/. Prints a
 Markdown table and writes bench/results/long_file_memory.md.
 """
@@ -50,8 +50,8 @@ if how == "budget":  # what WhisperManager runs under the seed's 100 MB for tiny
     m = wn.WhisperManager("tiny.en", memory_budget=100 * MB, max_concurrent=1, n_threads=2, idle_timeout=None,
                           auto_downgrade=False)
     r = m.transcribe(path)
-elif how == "q5e8":  # the smallest file that keeps the words (tiny.en-q5e8), one state: what fits 100 MB
-    m = wn.Model("tiny.en-q5e8", adapt_threads=False, best_variant=False)
+elif how == "q8":  # q8_0 weights and caches, one state: the smallest file that keeps the default's WER
+    m = wn.Model("tiny.en-q8_0", adapt_threads=False, best_variant=False, kv_type="q8_0")
     r = m.transcribe(path, chunk_workers=1)
 else:
     m = wn.Model("tiny.en", adapt_threads=False)
@@ -107,18 +107,18 @@ def main(argv=None) -> int:
         files.append(("long_hour.flac (1 h)", hour_flac()))
     rows = []
     for label, path in files:
-        cells = {how: measure(path, how) for how in ("before", "after", "one", "budget", "q5e8")}
+        cells = {how: measure(path, how) for how in ("before", "after", "one", "budget", "q8")}
         same = cells["before"]["text"] == cells["after"]["text"] == cells["one"]["text"]
         rows.append((label, cells, same))
         print(label, {k: (round(v["peak_mb"], 1), round(v["wall_s"], 1), v["workers"], v["threads"])
                       for k, v in cells.items()}, "same text:", same, flush=True)
     lines = ["| file | peak RSS before MB (`transcribe(load_audio(path))`) | peak RSS after MB (`transcribe(path)`) | "
              "peak RSS one state MB (`chunk_workers=1`) | peak RSS under a 100 MB budget (`WhisperManager`) | "
-             "peak RSS tiny.en-q5e8, one state MB | chunks | "
-             "states at once | wall s before / after / one / budget / q5e8 | same text (the first three) |",
+             "peak RSS tiny.en-q8_0 with q8_0 caches, one state MB | chunks | "
+             "states at once | wall s before / after / one / budget / q8 | same text (the first three) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for label, cells, same in rows:
-        b, a, o, g, q = cells["before"], cells["after"], cells["one"], cells["budget"], cells["q5e8"]
+        b, a, o, g, q = cells["before"], cells["after"], cells["one"], cells["budget"], cells["q8"]
         lines.append(f"| {label} | {b['peak_mb']:.0f} | {a['peak_mb']:.0f} | {o['peak_mb']:.0f} | {g['peak_mb']:.1f} | "
                      f"{q['peak_mb']:.1f} | {a['chunks'] or '—'} | "
                      f"{b['workers']} / {a['workers']} / {o['workers']} / {g['workers']} / {q['workers']} | "

@@ -29,12 +29,13 @@ DEFAULT_BUDGET = 700 * MB
 #: work buffer, a long file's reader (decoder, VAD) and results. Where a state's pages go back
 #: to the kernel between graphs (Linux: patches 0027, 0028, 0030) the states are counted at
 #: their resident peak (MemoryEstimate.peak_state), elsewhere at every buffer at once.
-#: Calibrated on tiny.en-q5e8 with q8_0 caches, beam 5, one state, through WhisperManager
-#: (bench/long_file_memory.py, 2026-11-29): the largest peak of jfk.wav and the 4-minute long_a
-#: (99.3 MB) less the estimate (51.0 MB), rounded up to half a MB. An hour's results add ~5 MB
-#: beyond it (104 MB measured). small and medium peak well below their estimates: their self
-#: caches are resident only where written, and a run writes a fraction of the worst case.
-PROCESS_OVERHEAD = 48 * MB + MB // 2
+#: Calibrated through WhisperManager on tiny.en with q8_0 caches, beam 5, one state
+#: (2026-11-29, patches 0031-0032): the largest peak less the estimate of the files around
+#: the 100 MB line, q8_0 / q5q8 / q5e8, on jfk.wav and the 4-minute long_a: q8_0 on long_a,
+#: 100.6-101.4 MB against 56.6 MB estimated, rounded up. An hour's results add a few MB
+#: beyond it. small and medium peak well below their estimates: their self caches are
+#: resident only where written, and a run writes a fraction of the worst case.
+PROCESS_OVERHEAD = 45 * MB
 #: Whether a state's memory is resident only for the graph that runs (see above).
 PAGES_HANDED_BACK = sys.platform == "linux"
 #: Default decoding is beam search of 5: budget for it.
