@@ -898,7 +898,9 @@ cdef class State:
 
         ``mel`` (float32, C-contiguous, n_mel x n_len, see whisperx_native.features)
         replaces whisper.cpp's own feature computation; ``mel_frames`` is how many of
-        its frames cover the audio (whisper.cpp's n_len_org). Not with offset_ms,
+        its frames cover the audio (whisper.cpp's n_len_org). A window reads the mel's
+        least value past its end (vendor/patches/0032), so the 30 s of padding whisper.cpp's
+        own features append may be left out but one frame of it. Not with offset_ms,
         duration_ms or token timestamps (those read the samples); ``samples`` are then
         not read (an empty array will do). A list holding the mel hands it over: the call
         takes it out, and the array is freed once whisper.cpp holds its copy, before the
