@@ -133,7 +133,8 @@ _TENSOR_HEADER_BYTES = 80
 # weight type. Since vendor/patches/0016 the four graphs share one buffer, the
 # largest need, and the encoder's input and output lie beside it (``encoder_io``).
 # The encoder's is refitted on patch 0021's figures (five architectures, within 5 kB):
-# its feed-forward network runs in four blocks of rows. The conv graph's is its tensors
+# its feed-forward network runs in four blocks of rows; since patch 0033 it holds a layer's
+# f16 K and V too (small, medium, large-v3 measured, within 5 kB). The conv graph's is its tensors
 # since patch 0027 (bias and GELU in place): the context, the mel and conv1's im2col
 # (30 kB per mel band), conv1's output and conv2's im2col (21 kB per channel); within
 # 10 kB of tiny's and base's, where it is the largest graph (small and up: the encoder).
@@ -143,7 +144,7 @@ _TENSOR_HEADER_BYTES = 80
 # measured figure of each known shape (MEASURED_STATE) is used where there is one.
 _COMPUTE_FIT: Dict[str, Tuple[float, float, float]] = {
     "conv": (1_586_000, 21_000.0, 30_000.0),  # in place (0027)
-    "encode": (1_590_183, 25_498.8, 0.0),  # its feed-forward network in row blocks (0021)
+    "encode": (1_590_183, 25_644.0, 0.0),  # FFN in row blocks (0021), K and V in the graph (0033)
     "cross": (1_584_752, 6_002.3, 17.7),
     "decode": (1_789_548, 15_389.3, -19_202.0),
 }
@@ -151,17 +152,18 @@ _COMPUTE_FIT: Dict[str, Tuple[float, float, float]] = {
 #: Per-state buffers whisper.cpp 1.8.5 logged on this machine (one compute buffer per graph then) (CPU backend, flash
 #: attention on, as wn.Model uses), bytes: tiny.en with real weights, the others
 #: with synthetic q4_0 weights (tiny.en gave the same figures for both). "encode" is
-#: the encoder graph's need after patch 0021, logged by a build that reserved it alone;
+#: the encoder graph's need after patch 0021, logged by a build that reserved it alone, with
+#: patch 0033's K and V (small and up measured; tiny and base by the fit, below their conv);
 #: "conv" the conv graph's after patch 0027 (tiny, base; the fit's for the others).
 MEASURED_STATE: Dict[str, Dict[str, int]] = {
-    arch: dict(zip(("kv_self", "kv_cross", "kv_pad", "conv", "encode", "cross", "decode"), row))
+    arch: dict(zip(("kv_self", "kv_cross", "conv", "encode", "cross", "decode"), row))
     for arch, row in {
-        "tiny": (3_150_000, 9_440_000, 2_360_000, 12_050_000, 11_380_000, 3_890_000, 6_410_000),
-        "base": (6_290_000, 18_870_000, 3_150_000, 14_740_000, 14_650_000, 4_660_000, 7_560_000),
-        "small": (18_870_000, 56_620_000, 4_720_000, 20_110_000, 21_170_000, 6_200_000, 12_600_000),
-        "medium": (50_330_000, 150_990_000, 6_290_000, 25_490_000, 27_700_000, 7_730_000, 15_810_000),
-        "large-v3": (83_890_000, 251_660_000, 7_860_000, 32_310_000, 34_230_000, 9_270_000, 19_030_000),
-        "large-v3-turbo": (10_490_000, 31_460_000, 7_860_000, 32_310_000, 34_230_000, 9_270_000, 19_030_000),
+        "tiny": (3_150_000, 9_440_000, 12_050_000, 11_440_000, 3_890_000, 6_410_000),
+        "base": (6_290_000, 18_870_000, 14_740_000, 14_720_000, 4_660_000, 7_560_000),
+        "small": (18_870_000, 56_620_000, 20_110_000, 21_280_000, 6_200_000, 12_600_000),
+        "medium": (50_330_000, 150_990_000, 25_490_000, 27_850_000, 7_730_000, 15_810_000),
+        "large-v3": (83_890_000, 251_660_000, 32_310_000, 34_410_000, 9_270_000, 19_030_000),
+        "large-v3-turbo": (10_490_000, 31_460_000, 32_310_000, 34_410_000, 9_270_000, 19_030_000),
     }.items()
 }
 #: The decoder compute buffer of each measured shape, (n_text_state, n_text_head) -> bytes.
@@ -184,7 +186,6 @@ class MemoryEstimate:
     weights: int
     kv_self: int
     kv_cross: int
-    kv_pad: int
     compute: Dict[str, int]  # each graph's need; the state holds the largest (patch 0016)
     encoder_io: int
     beam_size: int = 1
@@ -200,17 +201,17 @@ class MemoryEstimate:
     def state(self) -> int:
         """One state; beam search grows the self-attention cache to a window's worst case
         for its beams (``kv_self_cells``)."""
-        return self.kv_self_beams + self.kv_cross + self.kv_pad + self.encoder_io + max(self.compute.values())
+        return self.kv_self_beams + self.kv_cross + self.encoder_io + max(self.compute.values())
 
     @property
     def peak_state(self) -> int:
         """What one state holds resident at its peak where pages go back to the kernel between
         graphs (Linux, CPU: vendor/patches/0027, 0028, 0030, 0031): the largest of its phases,
         not the sum of its buffers. The conv graph with the encoder's input/output; the encoder
-        graph with them and the padded K/V; the cross graph with its output, the cross cache;
+        graph with them (its K and V in its graph: patch 0033); the cross graph with its output, the cross cache;
         the decoder with the cross cache and the self cells of the window's worst case for its
         beams."""
-        encode = max(self.compute["conv"], self.compute["encode"] + self.kv_pad) + self.encoder_io
+        encode = max(self.compute["conv"], self.compute["encode"]) + self.encoder_io
         cross = self.compute["cross"] + self.kv_cross + self.encoder_io
         decode = self.compute["decode"] + self.kv_cross + self.kv_self_beams
         return max(encode, cross, decode)
@@ -252,11 +253,12 @@ def estimate_memory(model: "str | HParams", beam_size: int = 1, *, n_states: int
     pad = lambda n: (n + 255) // 256 * 256  # noqa: E731 - GGML_PAD(n, 256)
     kv_self = _kv_bytes(hp.n_text_state * hp.n_text_layer * pad(hp.n_text_ctx), kv_type)
     kv_cross = _kv_bytes(hp.n_text_state * hp.n_text_layer * pad(hp.n_audio_ctx), kv_type)
-    kv_pad = _kv_bytes(hp.n_audio_state * pad(hp.n_audio_ctx), ("f16", "f16"))  # the encoder's, always f16
     compute = {k: int(a + b * hp.n_audio_state + c * hp.n_mels) for k, (a, b, c) in _COMPUTE_FIT.items()}
     compute["decode"] = _DECODE_MEASURED.get((hp.n_text_state, hp.n_text_head), compute["decode"])
-    encoder_io = 4 * hp.n_audio_state * hp.n_audio_ctx  # f32, the convolutions' and the encoder's output
-    return MemoryEstimate(weights, kv_self, kv_cross, kv_pad, compute, encoder_io, beam_size, n_states,
+    # f32, the convolutions' and the encoder's output, and the f16 zeros that pad the encoder's
+    # K and V to a multiple of 256 positions (patch 0033)
+    encoder_io = 4 * hp.n_audio_state * hp.n_audio_ctx + 2 * hp.n_audio_state * 255
+    return MemoryEstimate(weights, kv_self, kv_cross, compute, encoder_io, beam_size, n_states,
                           hp.n_text_ctx)
 
 
