@@ -30,12 +30,12 @@ DEFAULT_BUDGET = 700 * MB
 #: to the kernel between graphs (Linux: patches 0027, 0028, 0030) the states are counted at
 #: their resident peak (MemoryEstimate.peak_state), elsewhere at every buffer at once.
 #: Calibrated through WhisperManager on tiny.en with q8_0 caches, beam 5, one state
-#: (2026-11-29, patches 0031-0032): the largest peak less the estimate of the files around
-#: the 100 MB line, q8_0 / q5q8 / q5e8, on jfk.wav and the 4-minute long_a: q8_0 on long_a,
-#: 100.6-101.4 MB against 56.6 MB estimated, rounded up. An hour's results add a few MB
-#: beyond it. small and medium peak well below their estimates: their self caches are
-#: resident only where written, and a run writes a fraction of the worst case.
-PROCESS_OVERHEAD = 45 * MB
+#: (2026-11-29, patches 0031-0033): the largest peak less the estimate of the files around
+#: the 100 MB line, q8_0 / q5q8 / q5e8, on jfk.wav and the 4-minute long_a: 41.7-42.3 MB
+#: (q8_0 on long_a 98.3-98.8 MB against 56.6 MB estimated), rounded up. An hour's results
+#: add a few MB beyond it. small and medium peak well below their estimates: their self
+#: caches are resident only where written, and a run writes a fraction of the worst case.
+PROCESS_OVERHEAD = 43 * MB
 #: Whether a state's memory is resident only for the graph that runs (see above).
 PAGES_HANDED_BACK = sys.platform == "linux"
 #: Default decoding is beam search of 5: budget for it.
