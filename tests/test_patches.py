@@ -292,41 +292,48 @@ def test_clearing_the_written_cells_leaves_a_fresh_cache(tiny_en_ggml, jfk_sampl
     assert "ask not what your country" in normalize(" ".join(r[2] for r in expected))
 
 
-def _beam_run_on_a_fresh_state(tiny_en_ggml) -> dict:
-    """A beam-5 run of jfk.wav on a fresh state in a fresh interpreter: how far RSS rose during
-    the run (a thread samples it every millisecond while the run holds no GIL), what it left,
-    the state's buffers and a second run's text."""
+def _sampled_run_on_a_fresh_state(tiny_en_ggml, seconds: float = 0.0, kv: str = "f16") -> dict:
+    """A beam-5 run on a fresh state in a fresh interpreter: how far RSS rose during the run
+    (a thread samples it every half millisecond while the run holds no GIL), what it left,
+    the state's buffers, the segments' end and count, and a second run's text. The audio is
+    jfk.wav, or ``seconds`` of it repeated with 1 s pauses (from its third second); the
+    attention caches of type ``kv``."""
     import json
 
     from _util import JFK_WAV, run_python
 
     proc = run_python(f"""
-    import json, threading, time, psutil
+    import json, threading, time
+    import numpy as np
     import whisperx_native as wn
     from whisperx_native import _native
     from whisperx_native._heap import keep_mmap_threshold
+    from whisperx_native.manager.memory import process_rss
     keep_mmap_threshold()  # as a Model does: freed vectors leave RSS, not glibc's heap
-    proc = psutil.Process()
     audio = wn.load_audio({str(JFK_WAV)!r})
+    if {seconds!r}:
+        audio = np.concatenate([audio, np.zeros(16000, np.float32)] * 4)[16000 * 2:int(16000 * (2 + {seconds!r}))]
     opts = wn.DecodeOptions(n_threads=2, beam_size=5)
     peak, done = [0], threading.Event()
     def sample():
         while not done.is_set():
-            peak[0] = max(peak[0], proc.memory_info().rss)
-            time.sleep(0.001)
-    with _native.Context({str(tiny_en_ggml)!r}) as ctx:
+            peak[0] = max(peak[0], process_rss())
+            time.sleep(0.0005)
+    with _native.Context({str(tiny_en_ggml)!r}, k_type={kv!r}, v_type={kv!r}) as ctx:
         with ctx.new_state() as st:
             st.full(audio[:16000], opts)  # the first run's one-time allocations
         with ctx.new_state() as st:
-            rss0 = proc.memory_info().rss
+            rss0 = process_rss()
             t = threading.Thread(target=sample)
             t.start()
-            text = st.full(audio, opts)["segments"][0].text
+            segments = st.full(audio, opts)["segments"]
             done.set(); t.join()
-            left = proc.memory_info().rss - rss0
-            again = st.full(audio, opts)["segments"][0].text
+            left = process_rss() - rss0
+            again = st.full(audio, opts)["segments"]
             mem = st.memory()
-    print(json.dumps(dict(rose=peak[0] - rss0, left=left, mem=mem, text=text, again=again)))
+    text = lambda segs: " ".join(s.text for s in segs)
+    print(json.dumps(dict(rose=peak[0] - rss0, left=left, mem=mem, text=text(segments), again=text(again),
+                          end=segments[-1].t1, n=len(segments))))
     """)
     assert proc.returncode == 0, proc.stderr
     m = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -341,7 +348,7 @@ def test_a_state_is_resident_for_the_graph_that_runs(tiny_en_ggml) -> None:
     # beam-5 run peaks at the cross cache, the decoder's part of the compute buffer and the
     # cells and vectors it writes, or at the encoder graph (tiny.en, jfk.wav), not at every
     # buffer's high-water mark at once.
-    m = _beam_run_on_a_fresh_state(tiny_en_ggml)
+    m = _sampled_run_on_a_fresh_state(tiny_en_ggml)
     mem = m["mem"]
     held_at_once = mem["kv_cross_size"] + mem["compute_buffer"] + mem["encoder_io_size"]
     assert m["rose"] <= held_at_once - mem["encoder_io_size"] - 1_000_000, m
@@ -354,7 +361,7 @@ def test_a_state_between_runs_holds_its_results_not_its_working_memory(tiny_en_g
     # freed; what stays is the state's mel and the results (tiny.en, jfk.wav: 0.9 MB measured;
     # 18 MB before, the cross cache, the decoder's compute memory and those vectors). The
     # next run on the state gives the same text.
-    m = _beam_run_on_a_fresh_state(tiny_en_ggml)
+    m = _sampled_run_on_a_fresh_state(tiny_en_ggml)
     assert m["left"] < 2_500_000, m
 
 
@@ -364,43 +371,8 @@ def test_a_windows_encoder_runs_beside_nothing_of_the_decoding(tiny_en_ggml) -> 
     # there: not the decoders' vocabulary-sized vectors (sized where first written), not the
     # last window's (freed before each encode), not the staging copy of the mel, not the conv
     # graph's pages. 40 s at beam 5 (two windows), q8_0 caches so that the decoder's phase is
-    # lower: tiny.en rose 16.5 MB, 22.9 MB on the 0030 build.
-    import json
-
-    from _util import JFK_WAV, run_python
-
-    proc = run_python(f"""
-    import json, threading, time
-    import numpy as np
-    import whisperx_native as wn
-    from whisperx_native import _native
-    from whisperx_native._heap import keep_mmap_threshold
-    keep_mmap_threshold()  # as a Model does: freed vectors leave RSS, not glibc's heap
-    def rss():
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * 4096
-    jfk = wn.load_audio({str(JFK_WAV)!r})
-    audio = np.concatenate([jfk, np.zeros(16000, np.float32)] * 4)[16000 * 2:16000 * 42]
-    opts = wn.DecodeOptions(n_threads=2, beam_size=5)
-    peak, done = [0], threading.Event()
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], rss())
-            time.sleep(0.0005)
-    with _native.Context({str(tiny_en_ggml)!r}, k_type="q8_0", v_type="q8_0") as ctx:
-        with ctx.new_state() as st:
-            st.full(audio[:16000], opts)  # the first run's one-time allocations
-        with ctx.new_state() as st:
-            rss0 = rss()
-            t = threading.Thread(target=sample)
-            t.start()
-            segments = st.full(audio, opts)["segments"]
-            done.set(); t.join()
-            mem = st.memory()
-    print(json.dumps(dict(rose=peak[0] - rss0, mem=mem, end=segments[-1].t1, n=len(segments))))
-    """)
-    assert proc.returncode == 0, proc.stderr
-    m = json.loads(proc.stdout.strip().splitlines()[-1])
+    # lower: tiny.en rose 14.5 MB (16.5 before patch 0033's K and V in the graph, 22.9 on the 0030 build).
+    m = _sampled_run_on_a_fresh_state(tiny_en_ggml, seconds=40, kv="q8_0")
     mem = m["mem"]
     assert m["end"] > 30 and m["n"] >= 4, m  # a second window was decoded
     assert m["rose"] <= mem["compute_buffer"] + mem["encoder_io_size"] + 1_500_000, m
