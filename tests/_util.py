@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -53,3 +54,10 @@ def peak_rss_mb(code: str, *args: str, timeout: float = 600, env: "dict | None" 
     kb = int(proc.stdout.strip().splitlines()[-1])
     assert kb > 0, proc.stderr[-4000:]
     return kb / 1024
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that a test interrupts with SIGINT: Ctrl-C's default action.
+    A runner started as a background job of a non-interactive shell ignores SIGINT, and
+    children inherit that: the CLI would then rightly go on, and the test would see rc 0."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -18,6 +18,7 @@ from whisperx_native.batch import expand_inputs, plan_layout, transcribe_many
 from whisperx_native.batch.inputs import output_parses
 from whisperx_native.output import render
 from _batch_audio import BROKEN, copies, make_corpus
+from _util import default_sigint
 
 FORMATS = ["json", "txt", "srt"]
 FAST = {"preset": "fast", "language": "en"}
@@ -197,7 +198,7 @@ def test_ctrl_c_stops_cleanly_without_partial_outputs_and_resume_finishes(tiny_e
     args = [sys.executable, "-m", "whisperx_native.batch", tmp_path / "many", "-o", out, "-f", ",".join(FORMATS),
             "-m", tiny_en_ggml, "--preset", "fast", "-l", "en", "-w", 2, "-t", 1, "-q"]
     proc = subprocess.Popen(list(map(str, args)), cwd=tempfile.gettempdir(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     try:
         assert wait_for(lambda: out.exists() and any(out.glob("*.txt")), 120, proc), proc.communicate()
         proc.send_signal(sig)  # SIGINT: what Ctrl-C sends

@@ -20,6 +20,7 @@ import soxr
 import whisperx_native as wn
 from whisperx_native.batch import BatchError, RayTranscriber, transcribe_many
 from _batch_audio import BROKEN, copies, make_corpus
+from _util import default_sigint
 from test_batch import FAST, FORMATS, assert_same_as_reference, check_interrupted_run, wait_for
 
 from _ray_util import _driver_outside_the_checkout  # noqa: F401,E402 - autouse, module scope
@@ -88,7 +89,7 @@ def test_ctrl_c_of_a_driver_attached_by_address(ray_cluster, tiny_en_ggml, corpu
     args = [sys.executable, "-m", "whisperx_native.batch", tmp_path / "many", "-o", out, "-f", ",".join(FORMATS),
             "-m", tiny_en_ggml, "--preset", "fast", "-l", "en", "--address", ray_cluster, "-w", 2, "-t", 1, "-q"]
     proc = subprocess.Popen(list(map(str, args)), cwd=tempfile.gettempdir(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     try:
         assert wait_for(lambda: out.exists() and any(out.glob("*.txt")), 180, proc), proc.communicate()
         proc.send_signal(signal.SIGINT)

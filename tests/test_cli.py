@@ -25,7 +25,7 @@ import soxr
 import srt
 import webvtt
 
-from _util import JFK_TEXT, JFK_WAV, normalize
+from _util import JFK_TEXT, JFK_WAV, default_sigint, normalize
 
 JFK_SECONDS = 11.0
 
@@ -59,7 +59,8 @@ def cli_tty(*args, stdout_tty: bool = False, stderr_tty: bool = False, stdin=sub
         else:
             ends[name] = subprocess.PIPE
     proc = subprocess.Popen([sys.executable, "-m", "whisperx_native", *map(str, args)], stdin=stdin,
-                            stdout=ends["stdout"], stderr=ends["stderr"], cwd=tempfile.gettempdir())
+                            stdout=ends["stdout"], stderr=ends["stderr"], cwd=tempfile.gettempdir(),
+                            preexec_fn=default_sigint)
     for name in masters:
         os.close(ends[name])
     chunks: dict = {"stdout": [], "stderr": []}
@@ -402,7 +403,8 @@ def test_ctrl_c_leaves_no_partial_files(tiny_en_ggml, tmp_path):
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "whisperx_native", "transcribe", str(LONG_SPEECH), str(second),
                              "-m", str(tiny_en_ggml), "-o", str(out), "-f", "txt,srt", "-q"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tempfile.gettempdir())
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tempfile.gettempdir(),
+                            preexec_fn=default_sigint)
     deadline = time.monotonic() + 240
     while not (out / "long_speech.srt").exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
