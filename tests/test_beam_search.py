@@ -122,6 +122,35 @@ def test_default_decoding_gives_the_same_words_for_every_copy(tiny, jfk_samples,
     assert len(set(texts.values())) == 1, texts
 
 
+@pytest.mark.parametrize("phrase", [0, 3])
+def test_silence_around_a_clip_changes_neither_its_words_nor_their_times(tiny, phrase) -> None:
+    """A sentence of tests/data/long_speech with more or less silence around it, some of it
+    not a whole number of mel frames: the same words and the same times in the clip
+    (pipeline.around_speech)."""
+    import json
+
+    data = Path(__file__).parent / "data"
+    p = json.loads((data / "long_speech.json").read_text())["phrases"][phrase]
+    sr = wn.SAMPLE_RATE
+    audio = wn.load_audio(data / "long_speech.ogg")
+    clip = audio[int((p["start"] - 0.1) * sr):int((p["end"] + 0.1) * sr)]
+
+    def run(before_s, after_s):
+        x = np.concatenate([np.zeros(int(before_s * sr), np.float32), clip,
+                            np.zeros(int(after_s * sr), np.float32)])
+        r = tiny.transcribe(x, language="en", n_threads=2)
+        # in the clip's time; a time in the silence added before or after it is the clip's edge
+        in_clip = lambda t: min(max(0.0, t - int(before_s * sr) / sr), clip.size / sr)  # noqa: E731
+        return r.text, [(in_clip(s.start), in_clip(s.end)) for s in r.segments]
+
+    text, times = run(0, 0)
+    assert normalize(text).split()[:3] == normalize(p["text"]).split()[:3]  # the sentence, heard
+    for before_s, after_s in ((2.0, 2.0), (0.7371, 0.0), (0.0, 1.3), (3.01, 0.42)):
+        t, ts = run(before_s, after_s)
+        assert t == text, (before_s, after_s)
+        assert np.allclose(ts, times, atol=0.0015), (before_s, after_s, ts, times)
+
+
 @pytest.fixture(scope="module")
 def varied_speech() -> np.ndarray:
     """50 s of different sentences (tests/data): two chunks, several windows."""

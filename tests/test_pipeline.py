@@ -217,6 +217,58 @@ def test_a_chunk_run_maps_times_back_to_the_file():
     assert t["real_time_factor"] == 0.002 and t["native_ms"] == 14.0 and t["chunks"] == 2
 
 
+def test_a_clip_is_decoded_with_the_same_margins_around_its_speech_whatever_its_silence():
+    rng = np.random.default_rng(7)
+    speech = (rng.standard_normal(3 * SR) * 0.1).astype(np.float32)
+    speech[0] = speech[-1] = 0.2  # loud from its first sample to its last
+    m = int(pipeline.MARGIN_S * SR)
+    opts = PRESETS["accurate"]
+    seen = []
+    for before, after in ((0, 0), (2 * SR, 2 * SR), (m, m), (m + 37, 11), (5, 3 * SR + 1)):
+        clip = np.concatenate([np.zeros(before, np.float32), speech, np.zeros(after, np.float32)])
+        audio, to_clip = pipeline.around_speech(clip, opts)
+        seen.append(audio)
+        assert np.array_equal(audio, seen[0])  # the same samples decoded for every copy
+        if (before, after) == (m, m):
+            assert to_clip is None and audio is clip  # already so: the clip itself
+            continue
+        # times map back into the clip: the speech's start and end where they are in it
+        assert to_clip(MS(m)) == round(before / SR, 3)
+        assert to_clip(MS(m + speech.size)) == round((before + speech.size) / SR, 3)
+        assert to_clip(0.0) == round(max(0, before - m) / SR, 3)  # made-up silence: the clip's edge
+        assert to_clip(audio.size / SR + 1.0) <= clip.size / SR
+    assert seen[0].size == speech.size + 2 * m
+    # quiet audio before the speech counts as silence; -50 dB below the peak does not
+    quiet = np.concatenate([np.full(SR, 0.0005, np.float32), speech])
+    assert pipeline.around_speech(quiet, opts)[0].size == speech.size + 2 * m
+    noise = np.concatenate([np.full(SR, 0.01, np.float32), speech])
+    assert pipeline.around_speech(noise, opts)[0].size == noise.size + 2 * m
+    # left as they are: silence, runs that read the clip's own times, audio longer than a window
+    silent = np.zeros(SR, np.float32)
+    assert pipeline.around_speech(silent, opts) == (silent, None)
+    for o in (opts.replace(offset_ms=500), opts.replace(duration_ms=500), opts.replace(prefix="Hello"),
+              opts.replace(audio_ctx=512), opts.replace(speech_only=True), opts.replace(window_start_limit_ms=900)):
+        assert pipeline.around_speech(clip, o)[1] is None
+    long = np.concatenate([np.zeros(2 * SR, np.float32), np.tile(speech, 10)])
+    assert pipeline.around_speech(long, opts)[1] is None
+    edge = np.tile(speech, 10)[: int(29.5 * SR)]  # 29.5 s of speech: margins would make it longer than 30 s
+    assert pipeline.around_speech(edge, opts)[1] is None
+
+
+def test_token_times_whisper_cpp_did_not_compute_stay_unknown_in_the_clip():
+    from whisperx_native.vad import TimeMap, remap_segment
+
+    toks = [RawToken(10, b" Hi", 0.9, -0.1, -0.01, -0.01, None, None),
+            RawToken(11, b" there", 0.8, -0.2, 0.5, 1.0, None, 0.7)]
+    seg = remap_segment(_raw(0.0, 1.0, " Hi there", toks), TimeMap([(0.0, 2.0)]))
+    assert [(t.t0, t.t1, t.dtw_end) for t in seg.tokens] == [(-0.01, -0.01, None), (2.5, 3.0, 2.7)]
+    assert (seg.t0, seg.t1) == (2.0, 3.0)
+
+
+def MS(samples: int) -> float:
+    return samples / SR
+
+
 # --------------------------------------------------------------------------- the engine's pool rules
 class _State:
     def __init__(self):

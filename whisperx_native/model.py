@@ -301,25 +301,32 @@ class Model:
                     group: Optional[StateGroup] = None) -> Result:
         """One ``whisper_full`` over the whole audio (short clips, or ``vad=False``). ``group``:
         the call's, which a cancel reaches (its caller told ``on_state``), else the state itself."""
-        def on_segment(raw):
-            segment_callback(pipeline.segment(raw))
-
         opts, probs, detect_ms = plan.run_opts.replace(language=plan.language), None, 0.0
+        audio, to_original = pipeline.around_speech(samples, opts)  # where every copy has it
+
+        def in_clip(raw):
+            return raw if to_original is None else remap_segment(raw, to_original)
+
+        def on_segment(raw):
+            segment_callback(pipeline.segment(in_clip(raw)))
+
         with self._engine.state(plan.full_ctx, on_state if group is None else None, group=group) as st:
-            mel, mel_frames, mel_ms = self._features.compute(samples, opts, self.numpy_features)
+            mel, mel_frames, mel_ms = self._features.compute(audio, opts, self.numpy_features)
             if plan.detect:  # on the first window of the one mel (features computed once)
-                language, probs, detect_ms = pipeline.detect_language(st, samples, opts.n_threads, mel)
+                language, probs, detect_ms = pipeline.detect_language(st, audio, opts.n_threads, mel)
                 opts = opts.replace(language=language)
             release_free_heap()  # what reading and the features freed, before the run's own peak
             if mel is not None:
                 mel = [mel]  # handed over: freed once whisper.cpp has its copy (pipeline.full_run)
-            raw, native = pipeline.full_run(st, samples, opts, plan.trim_ctx, on_progress=progress_callback,
+            raw, native = pipeline.full_run(st, audio, opts, plan.trim_ctx, on_progress=progress_callback,
                                             on_segment=on_segment if segment_callback is not None else None,
                                             mel=mel, mel_frames=mel_frames)
+        del audio
         total_ms = (time.perf_counter() - t0) * 1000  # the native run's end: segments are made after
         native["mel_ms"] += mel_ms
         language = raw["language"] or opts.language
-        segments = self._finish_words(plan, samples, pipeline.segments(raw["segments"], self._words(opts, language)))
+        raws = [in_clip(r) for r in raw["segments"]]
+        segments = self._finish_words(plan, samples, pipeline.segments(raws, self._words(opts, language)))
         return self._result(plan, segments, language, probs, native, detect_ms, total_ms)
 
     def _run_chunked(self, plan, samples, t0, progress_callback, segment_callback, on_state, gaps=None,

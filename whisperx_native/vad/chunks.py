@@ -183,7 +183,9 @@ def remap_segment(raw, to_original: TimeMap):
 
 
 def _remap_token(tok, to_original: TimeMap):
-    """A ``_native.RawToken`` with its token times and DTW times in the original audio."""
-    return tok._replace(t0=to_original(tok.t0), t1=to_original(tok.t1),
+    """A ``_native.RawToken`` with its token times and DTW times in the original audio (a
+    negative token time, one whisper.cpp did not compute, stays as it is)."""
+    return tok._replace(t0=tok.t0 if tok.t0 < 0 else to_original(tok.t0),
+                        t1=tok.t1 if tok.t1 < 0 else to_original(tok.t1),
                         dtw_start=None if tok.dtw_start is None else to_original.start(tok.dtw_start),
                         dtw_end=None if tok.dtw_end is None else to_original(tok.dtw_end))
