@@ -123,17 +123,15 @@ def test_default_decoding_gives_the_same_words_for_every_copy(tiny, jfk_samples,
 
 
 @pytest.mark.parametrize("phrase", [0, 3])
-def test_silence_around_a_clip_changes_neither_its_words_nor_their_times(tiny, phrase) -> None:
-    """A sentence of tests/data/long_speech with more or less silence around it, some of it
-    not a whole number of mel frames: the same words and the same times in the clip
-    (pipeline.around_speech)."""
+def test_silence_around_a_clip_changes_neither_its_words_nor_their_times(tiny, varied_speech, phrase) -> None:
+    """A sentence of tests/data/long_speech (inside varied_speech's 50 s) with more or less
+    silence around it, some of it not a whole number of mel frames: the same words and the
+    same times in the clip (pipeline.around_speech)."""
     import json
 
-    data = Path(__file__).parent / "data"
-    p = json.loads((data / "long_speech.json").read_text())["phrases"][phrase]
+    p = json.loads((Path(__file__).parent / "data" / "long_speech.json").read_text())["phrases"][phrase]
     sr = wn.SAMPLE_RATE
-    audio = wn.load_audio(data / "long_speech.ogg")
-    clip = audio[int((p["start"] - 0.1) * sr):int((p["end"] + 0.1) * sr)]
+    clip = varied_speech[int((p["start"] - 0.1) * sr):int((p["end"] + 0.1) * sr)]
 
     def run(before_s, after_s):
         x = np.concatenate([np.zeros(int(before_s * sr), np.float32), clip,
